@@ -1,0 +1,102 @@
+"""Command line: ``niche run``, ``niche info``.
+
+Errors in the user's input (scenario, overrides, output path, run file) print one line,
+``niche: error: ...``, and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _fmt_readouts(r: dict[str, float]) -> str:
+    keys = ["bv_tv", "tb_th_um", "tb_sp_um", "n_tcell", "n_treg", "n_ilc2", "n_monocyte",
+            "n_osteoclast", "n_osteoblast", "resorbed_mm3_per_day", "formed_mm3_per_day"]
+    lines = []
+    for k in keys:
+        if k in r:
+            v = r[k]
+            s = f"{v:.4g}" if not k.startswith("n_") else f"{int(v)}"
+            lines.append(f"  {k:<22} {s}")
+    return "\n".join(lines)
+
+
+def _cmd_run(a) -> int:
+    from .runner import run
+
+    res = run(a.scenario, a.out, seed=a.seed, days=a.days, overrides=a.set or None,
+              overwrite=a.overwrite, progress=None if not a.quiet else False)
+    r = res.readouts
+    print(f"run file   {res.path}")
+    print(f"scenario   {res.model.scenario.name}  seed {res.model.seed}  "
+          f"days {res.model.t_days:g}  domain {'x'.join(map(str, res.model.lattice.shape))} voxels")
+    print(f"wall time  {res.wall_s:.1f} s  frames {res.frames}  cells {res.model.cells.n_alive}")
+    print("headline readouts (final frame):")
+    print(_fmt_readouts(r))
+    return 0
+
+
+def _cmd_info(a) -> int:
+    from .io import open_run
+
+    with open_run(a.run) as rf:
+        at = rf.attrs
+        print(f"{rf.path}: {at['format']} v{at['format_version']} (niche {at['niche_version']}), "
+              f"status {rf.status}")
+        print(f"scenario {at['scenario_name']}  seed {at['seed']}  "
+              f"shape {'x'.join(map(str, rf.shape))} @ {rf.voxel_um:g} um")
+        t = rf.times
+        if rf.n_frames:
+            print(f"frames {rf.n_frames}  t = {t[0]:g} .. {t[-1]:g} days")
+        print(f"fields {', '.join(rf.field_names) or '(none)'}")
+        if rf.n_frames:
+            ro = rf.readouts.iloc[-1].to_dict()
+            print("readouts at last frame:")
+            print(_fmt_readouts(ro))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="niche", description="Bone-marrow niche simulator")
+    p.add_argument("--version", action="version", version=f"niche {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a scenario and write a run file")
+    r.add_argument("scenario", help="scenario TOML file or name in scenarios/")
+    r.add_argument("--out", "-o", help="run file (default runs/<name>_seed<seed>.h5)")
+    r.add_argument("--seed", type=int, help="random seed (overrides run.seed)")
+    r.add_argument("--days", type=float, help="simulated days (overrides run.days)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a scenario value, e.g. --set cells.tcell.speed_um_per_min=8")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing run file")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_run)
+    i = sub.add_parser("info", help="summarise a run file")
+    i.add_argument("run", help="run file (.h5)")
+    i.set_defaults(func=_cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
+    from .io import RunFileError
+
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return a.func(a)
+    except (ConfigError, RunFileError, FileExistsError, IndexError, KeyError) as e:
+        msg = e.args[0] if e.args else str(e)
+        print(f"niche: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("niche: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

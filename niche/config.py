@@ -1,0 +1,389 @@
+"""Scenario configuration: TOML files validated into a frozen pydantic model.
+
+A scenario is a TOML file (see ``scenarios/``). It is read, optionally merged onto a
+parent scenario named by ``extends``, overridden by ``--set dotted.key=value`` pairs, and
+validated into :class:`Scenario`, a frozen tree of pydantic models that rejects unknown
+keys and reports every problem with its dotted path. Units are part of the key names.
+
+Errors are raised as :class:`ConfigError`, whose message is one line naming the file,
+the dotted key and the reason.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping, Sequence
+
+import tomli_w
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "ConfigError",
+    "Scenario",
+    "CELL_TYPES",
+    "load_scenario",
+    "parse_overrides",
+    "scenario_to_toml",
+    "find_scenario",
+]
+
+#: Cell-type keys in ``[cells.*]``, in the order of their integer type codes.
+CELL_TYPES: tuple[str, ...] = ("tcell", "ilc2", "monocyte", "osteoclast", "osteoblast")
+
+NonNeg = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Pos = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class ConfigError(ValueError):
+    """A scenario could not be read or is invalid; the message is one line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class RunConfig(_Strict):
+    """Length of the run, seed and output cadence."""
+
+    days: Pos = 7.0
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    frame_interval_days: Pos = 1.0
+
+
+class DomainConfig(_Strict):
+    """The voxel lattice: shape (z, y, x) in voxels and the voxel edge length."""
+
+    shape_voxels: tuple[
+        Annotated[int, Field(ge=4, le=1024)],
+        Annotated[int, Field(ge=4, le=1024)],
+        Annotated[int, Field(ge=4, le=1024)],
+    ] = (48, 48, 48)
+    voxel_um: Annotated[float, Field(ge=1.0, le=100.0)] = 10.0
+
+
+class BoneConfig(_Strict):
+    """Synthetic trabecular bone: plates around the zero set of a smooth random field.
+
+    ``bv_tv`` is met exactly (to one voxel); ``tb_th_um`` sets the plate thickness; the
+    trabecular spacing follows (plate model: Tb.Sp ~ Tb.Th (1/BV.TV - 1)).
+    """
+
+    bv_tv: Annotated[float, Field(ge=0.0, le=0.6)] = 0.15
+    tb_th_um: Annotated[float, Field(ge=10.0, le=500.0)] = 50.0
+
+
+class VesselConfig(_Strict):
+    """Sinusoidal vessels: straight tubes through the marrow (entry/exit and supply)."""
+
+    count: Annotated[int, Field(ge=0, le=1000)] = 4
+    radius_um: Annotated[float, Field(gt=0.0, le=100.0)] = 10.0
+
+
+class TimeConfig(_Strict):
+    """Multi-rate stepping. Every step is a whole multiple of ``move_step_min``."""
+
+    move_step_min: Pos = 2.0
+    field_step_min: Pos = 10.0
+    decision_step_min: Pos = 60.0
+    bone_step_min: Pos = 360.0
+
+    @model_validator(mode="after")
+    def _multiples(self) -> "TimeConfig":
+        base = self.move_step_min
+        for key in ("field_step_min", "decision_step_min", "bone_step_min"):
+            v = getattr(self, key)
+            ratio = v / base
+            if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+                raise ValueError(
+                    f"{key}={v} must be a whole multiple of move_step_min={base}"
+                )
+        return self
+
+
+class FieldConfig(_Strict):
+    """One diffusing substrate. Concentrations are in ``units`` (pM by default)."""
+
+    units: Literal["pM"] = "pM"
+    diffusivity_um2_per_s: NonNeg
+    half_life_min: Pos | None = None
+    km_pM: Pos | None = None
+    vessel_pM: NonNeg | None = None
+    initial_pM: NonNeg = 0.0
+    source: str = ""
+
+    @property
+    def decay_per_s(self) -> float:
+        return 0.0 if self.half_life_min is None else math.log(2.0) / (60.0 * self.half_life_min)
+
+
+class CellTypeConfig(_Strict):
+    """Parameters of one cell type shared by the engine's generic rules."""
+
+    initial_per_mm3: NonNeg = 0.0
+    influx_per_mm3_per_day: NonNeg = 0.0
+    speed_um_per_min: NonNeg = 0.0
+    persistence: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+    lifespan_days: Pos | None = None
+    chemotaxis_field: str | None = None
+    chemotaxis_strength: NonNeg = 0.0
+    secretion_molecules_per_s: dict[str, NonNeg] = {}
+    uptake_per_s: dict[str, NonNeg] = {}
+    vmax_molecules_per_s: dict[str, NonNeg] = {}
+    regulatory_fraction: Fraction = 0.0
+    nuclei: Annotated[int, Field(ge=1, le=100)] = 1
+    resorption_um3_per_day_per_nucleus: NonNeg = 0.0
+    apposition_um_per_day: NonNeg = 0.0
+    source: str = ""
+
+
+class CellsConfig(_Strict):
+    tcell: CellTypeConfig = CellTypeConfig()
+    ilc2: CellTypeConfig = CellTypeConfig()
+    monocyte: CellTypeConfig = CellTypeConfig()
+    osteoclast: CellTypeConfig = CellTypeConfig()
+    osteoblast: CellTypeConfig = CellTypeConfig()
+
+
+class OutputConfig(_Strict):
+    """What goes into the run file."""
+
+    fields: list[str] | Literal["all"] = "all"
+    compression: Literal["lz4", "gzip", "none"] = "lz4"
+    field_dtype: Literal["float32", "float16"] = "float32"
+
+
+class SolverConfig(_Strict):
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+class Scenario(_Strict):
+    """A validated, frozen scenario."""
+
+    name: str = "unnamed"
+    description: str = ""
+    extends: str | None = None
+    run: RunConfig = RunConfig()
+    domain: DomainConfig = DomainConfig()
+    bone: BoneConfig = BoneConfig()
+    vessels: VesselConfig = VesselConfig()
+    time: TimeConfig = TimeConfig()
+    solver: SolverConfig = SolverConfig()
+    fields: dict[str, FieldConfig] = {}
+    cells: CellsConfig = CellsConfig()
+    output: OutputConfig = OutputConfig()
+
+    @field_validator("fields")
+    @classmethod
+    def _field_names(cls, v: dict[str, FieldConfig]) -> dict[str, FieldConfig]:
+        for name in v:
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"field name {name!r} must be alphanumeric (with _ or -)")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> "Scenario":
+        names = set(self.fields)
+        for ct in CELL_TYPES:
+            c: CellTypeConfig = getattr(self.cells, ct)
+            for key in ("secretion_molecules_per_s", "uptake_per_s", "vmax_molecules_per_s"):
+                for f in getattr(c, key):
+                    if f not in names:
+                        raise ValueError(
+                            f"cells.{ct}.{key}: unknown field {f!r} (defined: {sorted(names)})"
+                        )
+            if c.chemotaxis_field is not None and c.chemotaxis_field not in names:
+                raise ValueError(
+                    f"cells.{ct}.chemotaxis_field: unknown field {c.chemotaxis_field!r}"
+                )
+            if c.vmax_molecules_per_s:
+                for f in c.vmax_molecules_per_s:
+                    if self.fields[f].km_pM is None:
+                        raise ValueError(
+                            f"cells.{ct}.vmax_molecules_per_s.{f}: saturable uptake needs "
+                            f"fields.{f}.km_pM"
+                        )
+        if isinstance(self.output.fields, list):
+            for f in self.output.fields:
+                if f not in names:
+                    raise ValueError(f"output.fields: unknown field {f!r}")
+        return self
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(self.fields)
+
+    def to_toml(self) -> str:
+        return scenario_to_toml(self)
+
+
+# ----------------------------------------------------------------------------- loading
+
+def _repo_scenarios_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def find_scenario(name_or_path: str | Path) -> Path:
+    """Resolve a scenario path, or a bare name in the project's ``scenarios/`` folder."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    if p.suffix == "" and not p.parent.parts:
+        cand = _repo_scenarios_dir() / f"{p.name}.toml"
+        if cand.is_file():
+            return cand
+    if p.exists() and not p.is_file():
+        raise ConfigError(f"scenario {str(p)!r} is not a file")
+    raise ConfigError(f"scenario file {str(p)!r} does not exist")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"scenario {path.name!r}: cannot read: {e.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"scenario {path.name!r}: malformed TOML: {e}") from None
+
+
+def _deep_merge(base: dict, top: Mapping) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in top.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"scenario {path.name!r}: 'extends' forms a cycle")
+    raw = _read_toml(path)
+    parent = raw.get("extends")
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise ConfigError(f"scenario {path.name!r}: extends: must be a file name string")
+        ppath = (path.parent / parent)
+        if not ppath.is_file():
+            raise ConfigError(
+                f"scenario {path.name!r}: extends: parent {parent!r} does not exist"
+            )
+        raw = _deep_merge(_load_raw(ppath, seen + (path,)), raw)
+    return raw
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare string
+
+
+def parse_overrides(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Turn ``["a.b=1", ...]`` (or a mapping) into ``{"a.b": value}``.
+
+    Values are parsed as TOML values (``1``, ``2.5``, ``true``, ``[1,2,3]``, ``"s"``); a
+    value that is not valid TOML is taken as a plain string.
+    """
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return dict(items)
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. run.days=3)")
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set {item!r}: bad key {key!r}")
+        out[key] = _parse_value(value.strip())
+    return out
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    raw = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(
+                    f"override {key!r}: {'.'.join(parts[: i + 1])} is a value, not a table"
+                )
+            node = nxt
+        node[parts[-1]] = value
+    return raw
+
+
+def _format_errors(err: ValidationError, label: str) -> str:
+    msgs = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        inp = e.get("input")
+        shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(inp, dict) else f" (got {inp!r})"
+        msgs.append(f"{loc or '<root>'}: {msg}{shown}")
+    return f"scenario {label}: " + "; ".join(msgs)
+
+
+def validate_raw(raw: Mapping[str, Any], label: str = "<dict>") -> Scenario:
+    """Validate a raw mapping into a :class:`Scenario` (raises :class:`ConfigError`)."""
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, label)) from None
+
+
+def load_scenario(
+    source: str | Path | Mapping[str, Any],
+    overrides: Sequence[str] | Mapping[str, Any] | None = None,
+) -> Scenario:
+    """Load and validate a scenario.
+
+    Args:
+        source: a TOML file path, a bare scenario name from ``scenarios/`` (e.g.
+            ``"default"``), or an already-parsed mapping.
+        overrides: ``["run.days=3", ...]`` or ``{"run.days": 3}``; applied before validation.
+
+    Returns:
+        The frozen, validated :class:`Scenario`.
+
+    Raises:
+        ConfigError: with a one-line message naming the file, dotted key and reason.
+    """
+    ov = parse_overrides(overrides)
+    if isinstance(source, Mapping):
+        raw, label = dict(source), "<dict>"
+    else:
+        path = find_scenario(source)
+        raw, label = _load_raw(path), repr(path.name)
+    raw = _apply_overrides(raw, ov)
+    return validate_raw(raw, label)
+
+
+def scenario_to_toml(sc: Scenario) -> str:
+    """The resolved scenario as TOML text (``None`` values omitted)."""
+    data = sc.model_dump(mode="json", exclude_none=True)
+    data.pop("extends", None)
+    return tomli_w.dumps(data)

@@ -1,0 +1,298 @@
+"""Reaction-diffusion of S named substrates on the 3D voxel lattice.
+
+:class:`FieldSolver` owns the concentration fields ``c[S, Z, Y, X]`` and the
+per-voxel reaction arrays, and advances them with the kernels of
+:mod:`niche.kernels.diffusion`: per step a semi-implicit pointwise reaction
+(decay, source, linear and Michaelis-Menten uptake) followed by LOD implicit
+Euler diffusion (z, y, x line solves).  Bone (``solid``) voxels are
+impermeable and held at exactly 0, vessel (``dirichlet``) voxels are held at a
+per-substrate value where enabled, and the domain walls are no-flux.  See the
+kernel module docstring for the scheme and its properties.
+
+Units: lengths in um, time in s, concentrations in any unit (the model uses
+pM); diffusivity um^2/s, decay and linear uptake 1/s, source and Vmax
+conc/s, Km conc.  :meth:`FieldSolver.total_mass` is in conc * um^3.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numba
+import numpy as np
+
+from .kernels import diffusion as _k
+
+__all__ = ["FieldSolver"]
+
+# Cache working set targeted by one z-sweep task (bytes): the column block of
+# the field, its Thomas temporaries and its flags stay in L2 between the
+# forward and the backward pass.
+_Z_BLOCK_BYTES = 512 * 1024
+
+
+def _per_substrate(name: str, values, n: int, *, allow_inf: bool = False) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of {n} numbers, got {values!r}") from None
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name} must have one entry per substrate name "
+                         f"({n}), got shape {arr.shape}")
+    if np.isnan(arr).any() or (not allow_inf and np.isinf(arr).any()):
+        raise ValueError(f"{name} must be finite, got {arr.tolist()}")
+    return arr
+
+
+class FieldSolver:
+    """Multi-substrate reaction-diffusion solver.
+
+    Parameters
+    ----------
+    shape_zyx : (Z, Y, X) grid shape in voxels.
+    names : substrate names (unique strings); ``S = len(names)``.
+    diffusivity_um2_per_s : D per substrate, >= 0.
+    decay_per_s : first-order decay k per substrate, >= 0.
+    dx_um : voxel edge length, > 0.
+    dt_s : time step of :meth:`step`, > 0.
+    km : Michaelis-Menten constant per substrate (> 0; ``inf`` disables the
+        saturable uptake, and the ``vmax`` array is then ignored for that
+        substrate).  ``None``: all ``inf``.
+    dirichlet_value : value held at vessel voxels, per substrate (>= 0).
+        ``None``: zeros.
+    dirichlet_on : per-substrate booleans; where False, vessel voxels are
+        ordinary marrow for that substrate.  ``None``: on for every substrate
+        if ``dirichlet_value`` was given, else off for all.
+    dtype : ``np.float32`` (default) or ``np.float64``.
+
+    Attributes
+    ----------
+    c, source, uptake, vmax : (S, Z, Y, X) arrays of ``dtype``; the fields,
+        the source (conc/s), linear uptake rate (1/s) and Vmax (conc/s).
+        The reaction arrays start at zero and are read by every :meth:`step`;
+        callers typically :meth:`clear_rates` and :meth:`scatter` each step.
+    solid, dirichlet : (Z, Y, X) uint8 masks (set with :meth:`set_solid` /
+        :meth:`set_dirichlet`, never in place).
+    names : tuple of substrate names.
+    diffusivity, decay, km, dirichlet_value, dirichlet_on : per-substrate
+        float64 / bool arrays; they are read at every :meth:`step`.
+    dx_um, dt_s : voxel size and time step.
+    time_s : simulated time advanced by :meth:`step`.
+    """
+
+    def __init__(self, shape_zyx, names, diffusivity_um2_per_s, decay_per_s, dx_um, dt_s,
+                 km=None, dirichlet_value=None, dirichlet_on=None, dtype=np.float32):
+        try:
+            shape = tuple(int(v) for v in shape_zyx)
+        except (TypeError, ValueError):
+            raise ValueError(f"shape_zyx must be three positive integers, got {shape_zyx!r}") from None
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"shape_zyx must be three positive integers, got {shape_zyx!r}")
+        if isinstance(names, str):
+            raise ValueError("names must be a sequence of substrate names, not a single string")
+        names = tuple(names)
+        if not names:
+            raise ValueError("names must contain at least one substrate name")
+        if not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"names must be non-empty strings, got {names!r}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"names must be unique, got {names!r}")
+        n = len(names)
+
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, got {dt}")
+
+        diff = _per_substrate("diffusivity_um2_per_s", diffusivity_um2_per_s, n)
+        if (diff < 0).any():
+            raise ValueError(f"diffusivity_um2_per_s must be >= 0, got {diff.tolist()}")
+        decay = _per_substrate("decay_per_s", decay_per_s, n)
+        if (decay < 0).any():
+            raise ValueError(f"decay_per_s must be >= 0, got {decay.tolist()}")
+        dx_um = float(dx_um)
+        if not (math.isfinite(dx_um) and dx_um > 0):
+            raise ValueError(f"dx_um must be positive and finite, got {dx_um}")
+        dt_s = float(dt_s)
+        if not (math.isfinite(dt_s) and dt_s > 0):
+            raise ValueError(f"dt_s must be positive and finite, got {dt_s}")
+        if km is None:
+            km_arr = np.full(n, np.inf)
+        else:
+            km_arr = _per_substrate("km", km, n, allow_inf=True)
+            if (km_arr <= 0).any():
+                raise ValueError(f"km must be > 0 (inf disables Michaelis-Menten uptake), "
+                                 f"got {km_arr.tolist()}")
+        if dirichlet_value is None:
+            dval = np.zeros(n)
+        else:
+            dval = _per_substrate("dirichlet_value", dirichlet_value, n)
+            if (dval < 0).any():
+                raise ValueError(f"dirichlet_value must be >= 0, got {dval.tolist()}")
+        if dirichlet_on is None:
+            don = np.full(n, dirichlet_value is not None)
+        else:
+            don_in = np.asarray(dirichlet_on)
+            if don_in.ndim != 1 or don_in.shape[0] != n:
+                raise ValueError(f"dirichlet_on must have one entry per substrate name ({n}), "
+                                 f"got shape {don_in.shape}")
+            if don_in.dtype != np.bool_ and not np.isin(don_in, (0, 1)).all():
+                raise ValueError(f"dirichlet_on must be booleans, got {don_in.tolist()}")
+            don = don_in.astype(bool)
+
+        self.shape = shape
+        self.names = names
+        self._index = {nm: i for i, nm in enumerate(names)}
+        self.dtype = dt
+        self.diffusivity = diff
+        self.decay = decay
+        self.km = km_arr
+        self.dirichlet_value = dval
+        self.dirichlet_on = don
+        self.dx_um = dx_um
+        self.dt_s = dt_s
+        self.time_s = 0.0
+
+        full = (n,) + shape
+        self.c = np.zeros(full, dt)
+        self.source = np.zeros(full, dt)
+        self.uptake = np.zeros(full, dt)
+        self.vmax = np.zeros(full, dt)
+        self.solid = np.zeros(shape, np.uint8)
+        self.dirichlet = np.zeros(shape, np.uint8)
+        Z, Y, X = shape
+        self._fz = np.empty((2,) + shape, np.uint8)
+        self._fy = np.empty((2,) + shape, np.uint8)
+        self._fxt = np.empty((2, Z, X, Y), np.uint8)
+        self._rebuild_flags()
+        per_pos = Z * (2 * dt.itemsize + 1)
+        self._block = max(16, (_Z_BLOCK_BYTES // per_pos) // 16 * 16)
+
+    # ----------------------------------------------------------------- basics
+    @property
+    def n_substrates(self) -> int:
+        return len(self.names)
+
+    @property
+    def voxel_volume_um3(self) -> float:
+        return self.dx_um ** 3
+
+    def index(self, name: str) -> int:
+        """Substrate index of ``name`` (KeyError if unknown)."""
+        try:
+            return self._index[name]
+        except KeyError:
+            raise KeyError(f"unknown substrate {name!r} (defined: {list(self.names)})") from None
+
+    def _mask(self, mask, what: str) -> np.ndarray:
+        m = np.asarray(mask)
+        if m.shape != self.shape:
+            raise ValueError(f"{what} mask must have shape {self.shape}, got {m.shape}")
+        return np.ascontiguousarray(m != 0, dtype=np.uint8)
+
+    def _rebuild_flags(self) -> None:
+        _k.build_flags(self.solid, self.dirichlet, self._fz, self._fy, self._fxt)
+
+    def _impose_dirichlet(self) -> None:
+        held = (self.dirichlet != 0) & (self.solid == 0)
+        if held.any():
+            for s in np.flatnonzero(self.dirichlet_on):
+                self.c[s][held] = self.dirichlet_value[s]
+
+    # ------------------------------------------------------------ geometry
+    def set_solid(self, solid_mask) -> np.ndarray:
+        """Replace the bone mask (nonzero = solid).
+
+        Concentrations in every solid voxel are set to 0; the mass removed
+        that way (per substrate, conc * um^3, i.e. in :meth:`total_mass`
+        units) is returned, so ``mass_before == mass_after + removed``.
+        Newly opened voxels hold 0 (solid voxels always do) and take part in
+        transport from the next step.
+        """
+        m = self._mask(solid_mask, "solid")
+        self.solid = m
+        sel = m != 0
+        removed = self.c[:, sel].sum(axis=1, dtype=np.float64) * self.voxel_volume_um3
+        self.c[:, sel] = 0
+        self._rebuild_flags()
+        self._impose_dirichlet()
+        return removed
+
+    def set_dirichlet(self, mask) -> None:
+        """Replace the vessel mask (nonzero = vessel).  For substrates with
+        ``dirichlet_on`` the value is imposed at once at non-solid vessel
+        voxels and held there by every step."""
+        self.dirichlet = self._mask(mask, "dirichlet")
+        self._rebuild_flags()
+        self._impose_dirichlet()
+
+    # -------------------------------------------------------------- stepping
+    def _coefficients(self):
+        n = self.n_substrates
+        coef = np.zeros((n, _k.NCOEF), self.dtype)
+        r = self.diffusivity * self.dt_s / (self.dx_um * self.dx_um)
+        coef[:, _k.C_R] = r
+        coef[:, _k.C_DT] = self.dt_s
+        coef[:, _k.C_K] = self.decay
+        km = np.asarray(self.km, np.float64)
+        coef[:, _k.C_KM] = np.where(np.isfinite(km), km, 1.0)
+        coef[:, _k.C_DVAL] = self.dirichlet_value
+        opts = np.zeros((n, _k.NOPT), np.int64)
+        opts[:, _k.O_MM] = np.isfinite(km)
+        opts[:, _k.O_DIR] = np.asarray(self.dirichlet_on, bool)
+        return coef, opts
+
+    def step(self, n_steps: int = 1) -> None:
+        """Advance ``n_steps`` steps of ``dt_s``: reaction, then diffusion."""
+        n_steps = int(n_steps)
+        if n_steps < 0:
+            raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+        coef, opts = self._coefficients()
+        nchunk = numba.get_num_threads()
+        for _ in range(n_steps):
+            _k.react_diffuse_z(self.c, self.source, self.uptake, self.vmax, self._fz,
+                               coef, opts, self._block, nchunk)
+            _k.diffuse_yx(self.c, self._fy, self._fxt, coef, opts, nchunk)
+            self.time_s += self.dt_s
+
+    def total_mass(self) -> np.ndarray:
+        """Per-substrate amount, sum(c) * voxel volume (float64, conc * um^3)."""
+        return self.c.sum(axis=(1, 2, 3), dtype=np.float64) * self.voxel_volume_um3
+
+    # -------------------------------------------------------- cell coupling
+    def clear_rates(self) -> None:
+        """Zero ``source``, ``uptake`` and ``vmax``."""
+        _k.clear_sources(self.source, self.uptake, self.vmax)
+
+    def scatter(self, z, y, x, secretion, uptake, vmax) -> None:
+        """Add per-cell rates ((N, S) arrays) at the cells' voxels."""
+        n = len(z)
+        S = self.n_substrates
+        args = [np.asarray(a, self.dtype) for a in (secretion, uptake, vmax)]
+        for nm, a in zip(("secretion", "uptake", "vmax"), args):
+            if a.shape != (n, S):
+                raise ValueError(f"{nm} must have shape ({n}, {S}), got {a.shape}")
+        _k.scatter_cells(self.source, self.uptake, self.vmax, np.asarray(z), np.asarray(y),
+                         np.asarray(x), *args)
+
+    def sample(self, z, y, x) -> np.ndarray:
+        """Concentrations at the given voxels, (N, S) float64."""
+        out = np.empty((len(z), self.n_substrates), np.float64)
+        _k.sample_at(self.c, np.asarray(z), np.asarray(y), np.asarray(x), out)
+        return out
+
+    def gradient(self, substrate, z, y, x, per_um: bool = True) -> np.ndarray:
+        """Gradient (d/dz, d/dy, d/dx) of a substrate (name or index) at the
+        given voxels, (N, 3) float64, in conc/um (``per_um``) or conc/voxel.
+        Differences do not reach across bone faces or domain walls."""
+        s = self.index(substrate) if isinstance(substrate, str) else int(substrate)
+        if not 0 <= s < self.n_substrates:
+            raise ValueError(f"substrate index {s} out of range")
+        out = np.empty((len(z), 3), np.float64)
+        _k.gradient_at(self.c, s, np.asarray(z), np.asarray(y), np.asarray(x), out, self.solid)
+        if per_um:
+            out /= self.dx_um
+        return out

@@ -1,0 +1,1 @@
+"""Numba kernels (pure array functions) used by the niche simulator."""

@@ -1,0 +1,119 @@
+"""Bone remodelling kernels: osteoclasts resorb, osteoblasts form, one voxel at a time.
+
+Pure numba functions over arrays. Each cell carries a ``credit`` (um^3 of bone it has
+resorbed or formed but not yet turned into a whole voxel). Cells are processed serially in
+slot order so the result is independent of thread count.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = ["resorb", "form"]
+
+
+@nb.njit(cache=True)
+def resorb(bone, vessel, slots, z, y, x, credit, radius, voxel_volume, out_flat):
+    """Remove bone voxels near osteoclasts.
+
+    For each osteoclast (``slots`` in order), while its credit holds a whole voxel, the
+    nearest bone voxel within ``radius[i]`` voxels (Chebyshev box, ties broken by scan
+    order) is turned into marrow. Returns the number of voxels removed; their flat
+    indices are written to ``out_flat`` (length >= total possible).
+    """
+    Z, Y, X = bone.shape
+    n_out = 0
+    for k in range(slots.size):
+        i = slots[k]
+        r = radius[i]
+        while credit[i] >= voxel_volume:
+            best = -1
+            bestd = 1 << 30
+            for dz in range(-r, r + 1):
+                zz = z[i] + dz
+                if zz < 0 or zz >= Z:
+                    continue
+                for dy in range(-r, r + 1):
+                    yy = y[i] + dy
+                    if yy < 0 or yy >= Y:
+                        continue
+                    for dx in range(-r, r + 1):
+                        xx = x[i] + dx
+                        if xx < 0 or xx >= X:
+                            continue
+                        if bone[zz, yy, xx] == 1:
+                            d = dz * dz + dy * dy + dx * dx
+                            if d < bestd:
+                                bestd = d
+                                best = (zz * Y + yy) * X + xx
+            if best < 0:
+                break
+            bz = best // (Y * X)
+            by = (best // X) % Y
+            bx = best % X
+            bone[bz, by, bx] = 0
+            out_flat[n_out] = best
+            n_out += 1
+            credit[i] -= voxel_volume
+    return n_out
+
+
+@nb.njit(cache=True)
+def form(bone, wall, occ, slots, z, y, x, credit, voxel_volume, out_flat):
+    """Add bone voxels next to osteoblasts.
+
+    While an osteoblast's credit holds a whole voxel, one free marrow voxel in its
+    26-neighbourhood that touches bone through a face (and is not a vessel, not occupied)
+    becomes bone: the one with the most bone faces (a smooth, layer-by-layer apposition),
+    ties broken by scan order. Returns the count; flat
+    indices go to ``out_flat``. Credit is capped at one voxel when no site is free.
+    """
+    Z, Y, X = bone.shape
+    n_out = 0
+    for k in range(slots.size):
+        i = slots[k]
+        while credit[i] >= voxel_volume:
+            best = -1
+            best_touch = 0
+            for dz in range(-1, 2):
+                zz = z[i] + dz
+                if zz < 0 or zz >= Z:
+                    continue
+                for dy in range(-1, 2):
+                    yy = y[i] + dy
+                    if yy < 0 or yy >= Y:
+                        continue
+                    for dx in range(-1, 2):
+                        xx = x[i] + dx
+                        if xx < 0 or xx >= X:
+                            continue
+                        if wall[zz, yy, xx] != 0 or occ[zz, yy, xx] != 0:
+                            continue
+                        touch = 0
+                        if zz > 0 and bone[zz - 1, yy, xx] == 1:
+                            touch += 1
+                        if zz < Z - 1 and bone[zz + 1, yy, xx] == 1:
+                            touch += 1
+                        if yy > 0 and bone[zz, yy - 1, xx] == 1:
+                            touch += 1
+                        if yy < Y - 1 and bone[zz, yy + 1, xx] == 1:
+                            touch += 1
+                        if xx > 0 and bone[zz, yy, xx - 1] == 1:
+                            touch += 1
+                        if xx < X - 1 and bone[zz, yy, xx + 1] == 1:
+                            touch += 1
+                        if touch > best_touch:
+                            best_touch = touch
+                            best = (zz * Y + yy) * X + xx
+            if best < 0:
+                credit[i] = min(credit[i], voxel_volume)
+                break
+            bz = best // (Y * X)
+            by = (best // X) % Y
+            bx = best % X
+            bone[bz, by, bx] = 1
+            wall[bz, by, bx] = 1
+            out_flat[n_out] = best
+            n_out += 1
+            credit[i] -= voxel_volume
+    return n_out

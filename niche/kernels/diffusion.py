@@ -1,0 +1,560 @@
+"""Numba kernels for multi-substrate reaction-diffusion on a 3D voxel lattice.
+
+Layout
+------
+Fields are ``c[S, Z, Y, X]`` (C order), float32 or float64; every kernel is
+dtype generic (numba compiles one specialisation per dtype).  Masks are
+``uint8`` arrays shaped ``(Z, Y, X)``.
+
+Scheme (one time step, operator splitting)
+------------------------------------------
+1. Reaction, pointwise and semi-implicit (unconditionally stable and
+   positivity preserving)::
+
+       c <- (c + dt*S) / (1 + dt*(k + u + Vmax/(Km + c)))
+
+   The Michaelis-Menten term is evaluated only for substrates whose ``Km`` is
+   finite.  Afterwards Dirichlet voxels (where enabled for the substrate) are
+   set to their value and solid voxels to exactly 0.
+2. Diffusion by LOD (locally one-dimensional) *implicit Euler*: three
+   successive 1D solves ``(I - dt D d2/dq2) c_new = c`` along z, then y, then
+   x, each a tridiagonal (Thomas) solve per grid line.  For a voxel the
+   operator couples it to every neighbour that exists and is not solid with
+   ``r = D dt / dx^2``: diagonal ``1 + r * (open links)``, off-diagonal ``-r``
+   on open links, 0 on closed ones (homogeneous Neumann at domain walls and
+   at bone faces).  Solid voxels and enabled Dirichlet voxels get identity
+   rows.  The matrix columns sum to one, so with no-flux walls and obstacles
+   each sweep conserves mass up to rounding; it is an M-matrix, so the solve
+   is unconditionally stable and maps non-negative data to non-negative data.
+   The scheme is first order in time (LOD splitting + implicit Euler) and
+   second order in space.
+
+The reaction step is fused into the z sweep (it is pointwise, so this is
+exactly the same arithmetic as a separate pass), and the y and x sweeps are
+fused per z plane (the plane stays in cache; the x solve runs on a transposed
+copy so that it vectorises across lines).  Every grid line is solved by the
+same sequence of floating-point operations whichever thread handles it and
+however the work is partitioned, so results are bit-identical for any
+``NUMBA_NUM_THREADS``.  No fastmath is used.
+
+Thomas recursion (all quantities non-negative, denominators >= 1)::
+
+    e_i = up_i / (1 + up_i + lo_i (1 - e_{i-1}))
+    g_i = (d_i + lo_i g_{i-1}) / (1 + up_i + lo_i (1 - e_{i-1}))
+    x_last = g_last,  x_i = g_i + e_i x_{i+1}
+
+where ``lo_i``/``up_i`` are ``r`` on an open link to the lower/upper
+neighbour and 0 otherwise.
+
+Precomputed voxel flags
+-----------------------
+The solver kernels take one ``uint8`` flag array (see :func:`build_flags`)
+instead of the two masks: bit 0 solid, bit 1 Dirichlet, bits 2..7 "link to
+the z-/z+/y-/y+/x-/x+ neighbour is open" (the neighbour exists and neither
+voxel is solid).  A second copy with the y and x axes swapped feeds the x
+sweep.
+
+Per-substrate parameters
+------------------------
+``coef`` is an ``(S, NCOEF)`` array of the field dtype holding ``r``, ``dt``,
+``k``, ``Km`` and the Dirichlet value (indices ``C_R``, ``C_DT``, ``C_K``,
+``C_KM``, ``C_DVAL``); ``opts`` is an ``(S, NOPT)`` ``int64`` array with
+``O_MM`` (1: apply Michaelis-Menten) and ``O_DIR`` (1: Dirichlet enabled).
+"""
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import prange
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+__all__ = [
+    "L_LO", "L_UP", "V_SOLID", "V_DIR", "C_R", "C_DT", "C_K", "C_KM", "C_DVAL",
+    "NCOEF", "O_MM", "O_DIR", "NOPT", "build_flags", "transpose2d",
+    "react_diffuse_z", "diffuse_yx", "step", "scatter_cells", "clear",
+    "clear_sources", "sample_at", "gradient_at",
+]
+
+# Link bits of the per-axis flag arrays (bit set = the link to that neighbour
+# is open: the neighbour exists and neither voxel is solid).
+L_LO = 1
+L_UP = 2
+# Voxel bits, stored in the z flag array only.
+V_SOLID = 4
+V_DIR = 8
+
+C_R = 0
+C_DT = 1
+C_K = 2
+C_KM = 3
+C_DVAL = 4
+NCOEF = 5
+
+O_MM = 0
+O_DIR = 1
+NOPT = 2
+
+_V = 8  # edge of the register-transposed tiles
+
+
+# --------------------------------------------------------------------------
+# flags
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def build_flags(solid, dirichlet, fz, fy, fxt):
+    """Fill the per-axis flag arrays from the solid and Dirichlet masks.
+
+    ``fz``, ``fy``: (2, Z, Y, X) uint8; ``fxt``: (2, Z, X, Y) uint8 (x flags
+    stored with y and x swapped).  Variant 0 ignores the Dirichlet mask;
+    variant 1 closes both links in the *own row* of every non-solid
+    Dirichlet voxel (its row becomes the identity), for substrates whose
+    Dirichlet condition is on.  ``fz`` also carries ``V_SOLID`` and
+    ``V_DIR`` in both variants.
+    """
+    Z, Y, X = solid.shape
+    for z in prange(Z):
+        for y in range(Y):
+            for x in range(X):
+                if solid[z, y, x] != 0:
+                    for v in range(2):
+                        fz[v, z, y, x] = V_SOLID
+                        fy[v, z, y, x] = 0
+                        fxt[v, z, x, y] = 0
+                    continue
+                a = 0
+                if z > 0 and solid[z - 1, y, x] == 0:
+                    a |= L_LO
+                if z < Z - 1 and solid[z + 1, y, x] == 0:
+                    a |= L_UP
+                b = 0
+                if y > 0 and solid[z, y - 1, x] == 0:
+                    b |= L_LO
+                if y < Y - 1 and solid[z, y + 1, x] == 0:
+                    b |= L_UP
+                d = 0
+                if x > 0 and solid[z, y, x - 1] == 0:
+                    d |= L_LO
+                if x < X - 1 and solid[z, y, x + 1] == 0:
+                    d |= L_UP
+                fz[0, z, y, x] = a
+                fy[0, z, y, x] = b
+                fxt[0, z, x, y] = d
+                if dirichlet[z, y, x] != 0:
+                    fz[0, z, y, x] = a | V_DIR
+                    fz[1, z, y, x] = V_DIR
+                    fy[1, z, y, x] = 0
+                    fxt[1, z, x, y] = 0
+                else:
+                    fz[1, z, y, x] = a
+                    fy[1, z, y, x] = b
+                    fxt[1, z, x, y] = d
+
+
+# --------------------------------------------------------------------------
+# register transpose of 8x8 tiles
+_M_LO = (0, 8, 1, 9, 4, 12, 5, 13)
+_M_HI = (2, 10, 3, 11, 6, 14, 7, 15)
+_M_S44 = (0, 1, 8, 9, 4, 5, 12, 13)
+_M_SEE = (2, 3, 10, 11, 6, 7, 14, 15)
+_M_P20 = (0, 1, 2, 3, 8, 9, 10, 11)
+_M_P31 = (4, 5, 6, 7, 12, 13, 14, 15)
+
+
+@intrinsic
+def _tr8(typingctx, a, ai, aj, b, bi, bj):
+    """``b[bi+k, bj+l] = a[ai+l, aj+k]`` for k, l in 0..7 (2D C arrays of the
+    same float dtype): eight vector loads, 24 shuffles, eight vector stores.
+    No bounds checks: the caller guarantees the tiles are inside."""
+    sig = types.void(a, ai, aj, b, bi, bj)
+
+    def codegen(context, builder, signature, args):
+        aty, ait, ajt, bty, bit, bjt = signature.args
+        av, ai_, aj_, bv, bi_, bj_ = args
+        A = context.make_array(aty)(context, builder, av)
+        B = context.make_array(bty)(context, builder, bv)
+        intp_t = context.get_value_type(types.intp)
+        ai_ = context.cast(builder, ai_, ait, types.intp)
+        aj_ = context.cast(builder, aj_, ajt, types.intp)
+        bi_ = context.cast(builder, bi_, bit, types.intp)
+        bj_ = context.cast(builder, bj_, bjt, types.intp)
+        vty = ir.VectorType(context.get_data_type(aty.dtype), _V)
+
+        def mask(m):
+            return ir.Constant(ir.VectorType(ir.IntType(32), _V), list(m))
+
+        rows = []
+        for k in range(_V):
+            ii = builder.add(ai_, ir.Constant(intp_t, k))
+            ptr = cgutils.get_item_pointer(context, builder, aty, A, [ii, aj_],
+                                           wraparound=False)
+            ptr = builder.bitcast(ptr, vty.as_pointer())
+            rows.append(builder.load(ptr, align=1))
+        sh = builder.shuffle_vector
+        t = []
+        for k in range(0, _V, 2):
+            t.append(sh(rows[k], rows[k + 1], mask(_M_LO)))
+            t.append(sh(rows[k], rows[k + 1], mask(_M_HI)))
+        s = [sh(t[0], t[2], mask(_M_S44)), sh(t[0], t[2], mask(_M_SEE)),
+             sh(t[1], t[3], mask(_M_S44)), sh(t[1], t[3], mask(_M_SEE)),
+             sh(t[4], t[6], mask(_M_S44)), sh(t[4], t[6], mask(_M_SEE)),
+             sh(t[5], t[7], mask(_M_S44)), sh(t[5], t[7], mask(_M_SEE))]
+        out = [sh(s[k], s[k + 4], mask(_M_P20)) for k in range(4)]
+        out += [sh(s[k], s[k + 4], mask(_M_P31)) for k in range(4)]
+        for k in range(_V):
+            ii = builder.add(bi_, ir.Constant(intp_t, k))
+            ptr = cgutils.get_item_pointer(context, builder, bty, B, [ii, bj_],
+                                           wraparound=False)
+            ptr = builder.bitcast(ptr, vty.as_pointer())
+            builder.store(out[k], ptr, align=1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _transpose_rows(a, i0, i1, b):
+    """``b[j, i] = a[i, j]`` for rows ``i0 <= i < i1`` of ``a`` (all columns)."""
+    n1 = a.shape[1]
+    n1v = n1 - n1 % _V
+    i = i0
+    while i + _V <= i1:
+        for j in range(0, n1v, _V):
+            _tr8(a, i, j, b, j, i)
+        for j in range(n1v, n1):
+            for ii in range(i, i + _V):
+                b[j, ii] = a[ii, j]
+        i += _V
+    for j in range(n1):
+        for ii in range(i, i1):
+            b[j, ii] = a[ii, j]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def transpose2d(a, b):
+    """``b[:] = a.T`` for 2D C-contiguous arrays (tiled register transpose)."""
+    _transpose_rows(a, 0, a.shape[0], b)
+
+
+# --------------------------------------------------------------------------
+# Thomas rows.  Every function handles one "row" of independent lines (the
+# lines run along the first index of the 2D arrays, or are given as
+# slices); the arithmetic per element is identical in all of them.
+@numba.njit(cache=True, error_model="numpy")
+def _fwd_first(x, f, e, r):
+    one = x.dtype.type(1)
+    zero = x.dtype.type(0)
+    for p in range(x.shape[0]):
+        up = r if (f[p] & L_UP) != 0 else zero
+        m = one / (one + up)
+        e[p] = up * m
+        x[p] = x[p] * m
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _fwd(x, f, gprev, eprev, e, r):
+    one = x.dtype.type(1)
+    zero = x.dtype.type(0)
+    for p in range(x.shape[0]):
+        fp = f[p]
+        lo = r if (fp & L_LO) != 0 else zero
+        up = r if (fp & L_UP) != 0 else zero
+        m = one / (one + up + lo * (one - eprev[p]))
+        e[p] = up * m
+        x[p] = (x[p] + lo * gprev[p]) * m
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _bwd(x, e, xnext):
+    for p in range(x.shape[0]):
+        x[p] = x[p] + e[p] * xnext[p]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _fwd2_first(P, F, E, r):
+    one = P.dtype.type(1)
+    zero = P.dtype.type(0)
+    for p in range(P.shape[1]):
+        up = r if (F[0, p] & L_UP) != 0 else zero
+        m = one / (one + up)
+        E[0, p] = up * m
+        P[0, p] = P[0, p] * m
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _fwd2(P, i, F, E, r):
+    one = P.dtype.type(1)
+    zero = P.dtype.type(0)
+    for p in range(P.shape[1]):
+        fp = F[i, p]
+        lo = r if (fp & L_LO) != 0 else zero
+        up = r if (fp & L_UP) != 0 else zero
+        m = one / (one + up + lo * (one - E[i - 1, p]))
+        E[i, p] = up * m
+        P[i, p] = (P[i, p] + lo * P[i - 1, p]) * m
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _bwd2(P, i, E):
+    for p in range(P.shape[1]):
+        P[i, p] = P[i, p] + E[i, p] * P[i + 1, p]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _solve_transpose(P, F, E, r, Q):
+    """Implicit 1D solve along axis 0 of ``P`` (lines vectorised across axis
+    1) with the result written transposed into ``Q`` (``Q = solution.T``).
+    ``P`` is overwritten with scratch; ``E`` is scratch shaped like ``P``.
+    The back substitution runs in blocks of eight rows, each transposed into
+    ``Q`` while it is still in L1."""
+    n0 = P.shape[0]
+    _fwd2_first(P, F, E, r)
+    for i in range(1, n0):
+        _fwd2(P, i, F, E, r)
+    top = n0 - n0 % _V
+    if top == n0:
+        top = n0 - _V
+    # rows top..n0-1 (a partial or the last full block)
+    for i in range(n0 - 2, top - 1, -1):
+        _bwd2(P, i, E)
+    _transpose_rows(P, top, n0, Q)
+    for i0 in range(top - _V, -1, -_V):
+        for i in range(i0 + _V - 1, i0 - 1, -1):
+            _bwd2(P, i, E)
+        _transpose_rows(P, i0, i0 + _V, Q)
+
+
+# --------------------------------------------------------------------------
+@numba.njit(cache=True, error_model="numpy")
+def _react_row(v, sr, ur, vr, f, dt, k, km, dval, use_mm, use_dir):
+    one = v.dtype.type(1)
+    zero = v.dtype.type(0)
+    dbit = V_DIR if use_dir else 0
+    if use_mm:
+        for p in range(v.shape[0]):
+            a = v[p]
+            a = (a + dt * sr[p]) / (one + dt * (k + ur[p] + vr[p] / (km + a)))
+            fp = f[p]
+            a = zero if (fp & V_SOLID) != 0 else a
+            v[p] = dval if (fp & dbit) != 0 else a
+    else:
+        for p in range(v.shape[0]):
+            a = v[p]
+            a = (a + dt * sr[p]) / (one + dt * (k + ur[p]))
+            fp = f[p]
+            a = zero if (fp & V_SOLID) != 0 else a
+            v[p] = dval if (fp & dbit) != 0 else a
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def react_diffuse_z(c, src, upt, vmax, fz, coef, opts, block, nchunk):
+    """Reaction step fused with the z-direction implicit diffusion sweep.
+
+    The (y, x) positions are cut into blocks of ``block`` consecutive
+    positions; a task is one block of one substrate and runs the Thomas
+    recursion over z vectorised across its positions, with the temporaries
+    kept in cache between the forward and the backward pass.  Tasks are
+    ordered block-major so the flags of a block are reused across
+    substrates; ``nchunk`` contiguous task ranges go to the parallel loop.
+    ``vmax`` is read only for substrates with ``opts[s, O_MM]``.
+    """
+    S, Z, Y, X = c.shape
+    YX = Y * X
+    c3 = c.reshape((S, Z, YX))
+    s3 = src.reshape((S, Z, YX))
+    u3 = upt.reshape((S, Z, YX))
+    v3 = vmax.reshape((S, Z, YX))
+    f3 = fz.reshape((2, Z, YX))
+    block = max(1, min(block, YX))
+    nblk = (YX + block - 1) // block
+    ntask = S * nblk
+    nt = max(1, min(nchunk, ntask))
+    for t in prange(nt):
+        E = np.empty((Z, block), c.dtype)
+        for task in range(t * ntask // nt, (t + 1) * ntask // nt):
+            s = task % S
+            p0 = (task // S) * block
+            p1 = min(YX, p0 + block)
+            n = p1 - p0
+            r = coef[s, C_R]
+            dt = coef[s, C_DT]
+            k = coef[s, C_K]
+            km = coef[s, C_KM]
+            dval = coef[s, C_DVAL]
+            use_mm = opts[s, O_MM] != 0
+            use_dir = opts[s, O_DIR] != 0
+            fv = 1 if use_dir else 0
+            for z in range(Z):
+                row = c3[s, z, p0:p1]
+                fr = f3[fv, z, p0:p1]
+                _react_row(row, s3[s, z, p0:p1], u3[s, z, p0:p1],
+                           v3[s, z, p0:p1], fr, dt, k, km, dval, use_mm,
+                           use_dir)
+                if r != 0:
+                    if z == 0:
+                        _fwd_first(row, fr, E[0, :n], r)
+                    else:
+                        _fwd(row, fr, c3[s, z - 1, p0:p1], E[z - 1, :n],
+                             E[z, :n], r)
+            if r != 0:
+                for z in range(Z - 2, -1, -1):
+                    _bwd(c3[s, z, p0:p1], E[z, :n], c3[s, z + 1, p0:p1])
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def diffuse_yx(c, fy, fxt, coef, opts, nchunk):
+    """Implicit diffusion sweeps along y and then x, fused per z plane.
+
+    For one plane: the y solve runs vectorised across x and its back
+    substitution writes the result transposed into a per-thread buffer; the
+    x solve then runs on that buffer vectorised across y and its back
+    substitution writes the result transposed back into ``c``.  Tasks
+    (z plane, substrate) are ordered plane-major.
+    """
+    S, Z, Y, X = c.shape
+    ntask = S * Z
+    nt = max(1, min(nchunk, ntask))
+    for t in prange(nt):
+        Ey = np.empty((Y, X), c.dtype)
+        T = np.empty((X, Y), c.dtype)
+        Ex = np.empty((X, Y), c.dtype)
+        for task in range(t * ntask // nt, (t + 1) * ntask // nt):
+            s = task % S
+            z = task // S
+            r = coef[s, C_R]
+            if r == 0:
+                continue
+            fv = 1 if opts[s, O_DIR] != 0 else 0
+            P = c[s, z]
+            _solve_transpose(P, fy[fv, z], Ey, r, T)
+            _solve_transpose(T, fxt[fv, z], Ex, r, P)
+
+
+def step(c, src, upt, vmax, fz, fy, fxt, coef, opts, block, nchunk=None):
+    """One full step: reaction + z sweep, then fused y/x sweeps.
+
+    ``nchunk`` (default: numba's current thread count) is the number of
+    contiguous work ranges handed to the parallel loops; results do not
+    depend on it."""
+    if nchunk is None:
+        nchunk = numba.get_num_threads()
+    react_diffuse_z(c, src, upt, vmax, fz, coef, opts, block, nchunk)
+    diffuse_yx(c, fy, fxt, coef, opts, nchunk)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def scatter_cells(src, upt, vmax, z, y, x, sec_rates, upt_rates, vmax_rates):
+    """Add per-cell rates (N, S) into the (S, Z, Y, X) source / linear uptake /
+    Michaelis-Menten Vmax arrays at each cell's voxel.  Serial and in cell
+    order, hence deterministic.  Raises IndexError for a voxel outside the
+    grid."""
+    S, Z, Y, X = src.shape
+    N = z.shape[0]
+    for n in range(N):
+        zz = z[n]
+        yy = y[n]
+        xx = x[n]
+        if zz < 0 or zz >= Z or yy < 0 or yy >= Y or xx < 0 or xx >= X:
+            raise IndexError("scatter_cells: cell voxel outside the grid")
+        for s in range(S):
+            src[s, zz, yy, xx] += sec_rates[n, s]
+            upt[s, zz, yy, xx] += upt_rates[n, s]
+            vmax[s, zz, yy, xx] += vmax_rates[n, s]
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def clear(a):
+    """Set every element of the C-contiguous array ``a`` to zero (parallel)."""
+    flat = a.reshape(a.size)
+    n = flat.shape[0]
+    nchunk = 64
+    zero = flat.dtype.type(0)
+    for t in prange(nchunk):
+        for i in range(t * n // nchunk, (t + 1) * n // nchunk):
+            flat[i] = zero
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def clear_sources(src, upt, vmax):
+    """Zero the three (S, Z, Y, X) reaction arrays (parallel fill)."""
+    a = src.reshape(src.size)
+    b = upt.reshape(upt.size)
+    d = vmax.reshape(vmax.size)
+    n = a.shape[0]
+    nchunk = 64
+    zero = a.dtype.type(0)
+    for t in prange(nchunk):
+        for i in range(t * n // nchunk, (t + 1) * n // nchunk):
+            a[i] = zero
+            b[i] = zero
+            d[i] = zero
+
+
+@numba.njit(cache=True, error_model="numpy")
+def sample_at(c, z, y, x, out):
+    """out[n, s] = c[s, z[n], y[n], x[n]].  Raises IndexError for a voxel
+    outside the grid."""
+    S, Z, Y, X = c.shape
+    for n in range(z.shape[0]):
+        zz = z[n]
+        yy = y[n]
+        xx = x[n]
+        if zz < 0 or zz >= Z or yy < 0 or yy >= Y or xx < 0 or xx >= X:
+            raise IndexError("sample_at: cell voxel outside the grid")
+        for s in range(S):
+            out[n, s] = c[s, zz, yy, xx]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _open(solid, z, y, x):
+    if solid is None:
+        return True
+    return solid[z, y, x] == 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _axis_diff(cm, c0, cp, has_m, has_p):
+    if has_m and has_p:
+        return 0.5 * (cp - cm)
+    if has_p:
+        return cp - c0
+    if has_m:
+        return c0 - cm
+    return 0.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def gradient_at(c, s, z, y, x, out, solid=None):
+    """Gradient of substrate ``s`` at cell voxels, in concentration per
+    *voxel* (divide by ``dx_um`` for concentration per um).
+
+    ``out[n] = (dc/dz, dc/dy, dc/dx)``.  Along each axis a central
+    difference is used when both neighbours are open, a one-sided difference
+    when only one is, and 0 when neither is; a neighbour is open when it lies
+    inside the grid and, if ``solid`` (uint8 (Z, Y, X)) is given, is not
+    solid.  A cell sitting in a solid voxel gets a zero gradient.
+    """
+    S, Z, Y, X = c.shape
+    for n in range(z.shape[0]):
+        zz = z[n]
+        yy = y[n]
+        xx = x[n]
+        if zz < 0 or zz >= Z or yy < 0 or yy >= Y or xx < 0 or xx >= X:
+            raise IndexError("gradient_at: cell voxel outside the grid")
+        if not _open(solid, zz, yy, xx):
+            out[n, 0] = 0.0
+            out[n, 1] = 0.0
+            out[n, 2] = 0.0
+            continue
+        c0 = c[s, zz, yy, xx]
+        hm = zz > 0 and _open(solid, zz - 1, yy, xx)
+        hp = zz < Z - 1 and _open(solid, zz + 1, yy, xx)
+        out[n, 0] = _axis_diff(c[s, zz - 1, yy, xx] if hm else c0, c0,
+                               c[s, zz + 1, yy, xx] if hp else c0, hm, hp)
+        hm = yy > 0 and _open(solid, zz, yy - 1, xx)
+        hp = yy < Y - 1 and _open(solid, zz, yy + 1, xx)
+        out[n, 1] = _axis_diff(c[s, zz, yy - 1, xx] if hm else c0, c0,
+                               c[s, zz, yy + 1, xx] if hp else c0, hm, hp)
+        hm = xx > 0 and _open(solid, zz, yy, xx - 1)
+        hp = xx < X - 1 and _open(solid, zz, yy, xx + 1)
+        out[n, 2] = _axis_diff(c[s, zz, yy, xx - 1] if hm else c0, c0,
+                               c[s, zz, yy, xx + 1] if hp else c0, hm, hp)

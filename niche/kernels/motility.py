@@ -1,0 +1,638 @@
+"""Numba kernels for cell motility and occupancy on the voxel lattice.
+
+Data model (structure of arrays, N = capacity, lattice shape (Z, Y, X)):
+
+=============  ===================  ===========================================
+name           dtype / shape        meaning
+=============  ===================  ===========================================
+z, y, x        int32 (N,)           voxel coordinates of slot i
+alive          uint8 (N,)           1 = slot holds a live cell
+cell_id        int64 (N,)           unique stable id (RNG counter of the cell)
+dirz/y/x       float32 (N,)         unit direction of the persistent walk
+                                    (zero vector allowed: then a random one)
+hop_prob       float32/64 (N,)      hop probability per call, in [0, 1]
+persistence    float32/64 (N,)      p in [0, 1]
+chemo_strength float32/64 (N,)      weight of the unit gradient in the update
+gradz/y/x      float32/64 (N,)      gradient at the cell (caller-computed)
+occ            int32 (Z, Y, X)      slot + 1 of the occupant, 0 = free
+wall           uint8 (Z, Y, X)      nonzero = never enterable (bone | lumen ...)
+=============  ===================  ===========================================
+
+Invariants kept by every kernel here (given they hold on entry): no two alive
+cells share a voxel; ``occ`` equals the map rebuilt from the alive cells'
+positions; no alive cell sits on a wall voxel.  ``check_invariants`` verifies.
+
+Determinism: all randomness comes from :mod:`niche.kernels.rng` keyed by
+``(seed, stream, step, cell_id)``; loops that mutate shared state are serial
+(or, in ``move_cells_slabs``, partitioned so that the result does not depend
+on the number of threads).  Compiled without ``fastmath``.
+
+Movement model
+--------------
+Each call is one (sub)step.  An alive cell with ``hop_prob > 0`` first updates
+its direction::
+
+    d <- normalize(p * d + (1 - p) * r + c * g / |g|)
+
+with r a fresh random unit vector, p = persistence, c = chemo_strength and g
+the gradient (|g| = 0 means no bias).  If the sum is (numerically) zero the
+direction becomes r.  Then, with probability ``hop_prob``, the cell hops to a
+26-neighbour chosen by *stochastic lattice rounding* of d: the axis with the
+largest |d_k| always moves by sign(d_k); each other axis moves by sign(d_k)
+with probability |d_k| / max_k |d_k|.  The expected hop vector is therefore
+exactly parallel to d (no preferred lattice directions; at p = 0 the walk is
+isotropic by cube symmetry), unlike "nearest of the 26 offsets", which snaps
+every direction within ~20 degrees of an axis onto that axis.
+26 neighbours (not 6) are used so that diagonal motion is a single hop.
+
+If the target is outside the domain, a wall or occupied, the cell tries once
+the face neighbour along its dominant axis (only if that differs from the
+first target, i.e. the first target was an edge/corner neighbour); if that
+fails too it stays put this substep (its new direction is kept).
+
+Hop speeds above one voxel per step: the caller calls the kernel several times
+per step with ``substep = 0, 1, ...`` (and hop_prob = speed*dt/dx/n_sub).
+
+Draw indices used per cell and call (stream ``STREAM_MOVE``, counter
+cell_id, step key from (seed, step * 2**20 + substep)): 0,1 random unit
+vector; 2 hop decision; 3,4,5 rounding of the z, y, x components.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from niche.kernels.rng import (
+    STREAM_DIVIDE,
+    STREAM_MOVE,
+    STREAM_ORDER,
+    counter_key,
+    rand_u64,
+    step_key,
+    uniform,
+    unit_vector,
+)
+
+__all__ = [
+    "NEIGHBOUR_OFFSETS",
+    "move_cells",
+    "move_cells_slabs",
+    "shuffled_order",
+    "place_cells",
+    "place_at",
+    "rebuild_occupancy",
+    "check_invariants",
+    "neighbour_free_voxel",
+    "count_contacts",
+]
+
+#: the 26 neighbour offsets (dz, dy, dx), in a fixed order
+NEIGHBOUR_OFFSETS = np.array(
+    [
+        (dz, dy, dx)
+        for dz in (-1, 0, 1)
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if (dz, dy, dx) != (0, 0, 0)
+    ],
+    dtype=np.int64,
+)
+
+_SUBSTEP_BITS = 20  # step counter of the move key = step << 20 | substep
+# draw indices per cell and call: 0 hop decision; 1, 2, 3 rounding of the
+# z, y, x components; 4 random unit vector
+_J_HOP = 0
+_J_ROUND = 1
+_J_UNIT = 4
+_STAY = 13  # neighbour code of (0, 0, 0); code = (dz+1)*9 + (dy+1)*3 + (dx+1)
+_LO32 = np.int64(0xFFFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def _free(occ, wall, vz, vy, vx):
+    Z, Y, X = occ.shape
+    if vz < 0 or vy < 0 or vx < 0 or vz >= Z or vy >= Y or vx >= X:
+        return False
+    return occ[vz, vy, vx] == 0 and wall[vz, vy, vx] == 0
+
+
+@njit(cache=True, inline="always")
+def _move_key(seed, step, substep):
+    return step_key(seed, STREAM_MOVE,
+                    (np.int64(step) << _SUBSTEP_BITS) + np.int64(substep))
+
+
+@njit(cache=True, inline="always")
+def _code_offsets(Y, X):
+    """Flat index offset of each of the 27 neighbour codes."""
+    offs = np.empty(27, dtype=np.int64)
+    for c in range(27):
+        offs[c] = ((c // 9 - 1) * Y + (c // 3 % 3 - 1)) * X + (c % 3 - 1)
+    return offs
+
+
+@njit(cache=True, parallel=True)
+def _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
+          hop_prob, persistence, chemo_strength, gradz, grady, gradx, plan,
+          res):
+    """Pass A, per slot, independent, branch-free (vectorisable).
+
+    Updates the direction of every alive cell with hop_prob > 0 and encodes
+    its hop attempt in ``plan[s]`` = cur | code1 << 32 | code2 << 37, where
+    cur is the flat index of its voxel and code1 / code2 the neighbour codes
+    of the primary / fallback target (``_STAY`` where that target does not
+    exist or is outside the domain).  plan[s] = -1: nothing to do (dead,
+    hop_prob <= 0, no hop this call, or no target inside the domain).
+    res[s] is set to ``_STAY``.
+    """
+    for s in prange(alive.shape[0]):
+        hp = np.float64(hop_prob[s])
+        active = (alive[s] != 0) & (hp > 0.0)
+        ck = counter_key(kstep, cell_id[s])
+
+        # ---- direction: d <- normalize(p d + (1-p) r + c g/|g|) ----------
+        p = min(max(np.float64(persistence[s]), 0.0), 1.0)
+        q = 1.0 - p
+        d0z = dirz[s]
+        d0y = diry[s]
+        d0x = dirx[s]
+        rz, ry, rx = unit_vector(ck, _J_UNIT)
+        dz = p * np.float64(d0z) + q * rz
+        dy = p * np.float64(d0y) + q * ry
+        dx = p * np.float64(d0x) + q * rx
+        c = np.float64(chemo_strength[s])
+        gz = np.float64(gradz[s])
+        gy = np.float64(grady[s])
+        gx = np.float64(gradx[s])
+        g2 = gz * gz + gy * gy + gx * gx
+        f = c / math.sqrt(g2) if g2 > 0.0 else 0.0
+        dz += f * gz
+        dy += f * gy
+        dx += f * gx
+        n2 = dz * dz + dy * dy + dx * dx
+        nonzero = n2 > 1e-20
+        f = 1.0 / math.sqrt(n2) if nonzero else 0.0
+        dz = dz * f if nonzero else rz
+        dy = dy * f if nonzero else ry
+        dx = dx * f if nonzero else rx
+        dirz[s] = np.float32(dz) if active else d0z
+        diry[s] = np.float32(dy) if active else d0y
+        dirx[s] = np.float32(dx) if active else d0x
+
+        # ---- hop decision and targets --------------------------------------
+        hopf = active & ((hp >= 1.0) | (uniform(ck, _J_HOP) < hp))
+        az = abs(dz)
+        ay = abs(dy)
+        ax = abs(dx)
+        m = max(az, max(ay, ax))
+        # stochastic rounding: the dominant axis has a/m == 1, always moves
+        oz = (np.int64(dz > 0.0) - np.int64(dz < 0.0)) * np.int64(
+            uniform(ck, _J_ROUND) * m < az)
+        oy = (np.int64(dy > 0.0) - np.int64(dy < 0.0)) * np.int64(
+            uniform(ck, _J_ROUND + 1) * m < ay)
+        ox = (np.int64(dx > 0.0) - np.int64(dx < 0.0)) * np.int64(
+            uniform(ck, _J_ROUND + 2) * m < ax)
+        z0 = np.int64(z[s])
+        y0 = np.int64(y[s])
+        x0 = np.int64(x[s])
+        nz = z0 + oz
+        ny = y0 + oy
+        nx = x0 + ox
+        in1 = ((nz >= 0) & (ny >= 0) & (nx >= 0) & (nz < Z) & (ny < Y)
+               & (nx < X))
+        code1 = ((oz + 1) * 9 + (oy + 1) * 3 + (ox + 1)) if in1 else _STAY
+        # fallback: face neighbour along the dominant axis (ties z, y, x),
+        # only if the primary target is an edge or corner neighbour
+        mz = np.int64(az >= ay) & np.int64(az >= ax)
+        my = (1 - mz) & np.int64(ay >= ax)
+        mx = 1 - mz - my
+        nz = z0 + oz * mz
+        ny = y0 + oy * my
+        nx = x0 + ox * mx
+        in2 = ((nz >= 0) & (ny >= 0) & (nx >= 0) & (nz < Z) & (ny < Y)
+               & (nx < X) & (abs(oz) + abs(oy) + abs(ox) >= 2))
+        code2 = ((oz * mz + 1) * 9 + (oy * my + 1) * 3 + (ox * mx + 1)
+                 ) if in2 else _STAY
+        cur = (z0 * Y + y0) * X + x0
+        packed = cur | (code1 << 32) | (code2 << 37)
+        plan[s] = packed if (hopf & (in1 | in2)) else np.int64(-1)
+        res[s] = _STAY
+
+
+@njit(cache=True)
+def _resolve(order, lo, hi, plan, res, offs, occ_f, wall_f):
+    """Pass B (serial): resolve the planned hops of order[lo:hi] in order.
+
+    A cell takes its primary target if free, else its fallback if free,
+    else stays; the code taken goes to res[s].  Returns the hop count.
+    Branch-free apart from skipping idle cells, so that the memory accesses
+    of consecutive cells overlap.
+    """
+    hops = 0
+    for k in range(lo, hi):
+        s = order[k]
+        pk = plan[s]
+        if pk < 0:
+            continue
+        plan[s] = -1  # a slot listed twice is handled once
+        cur = pk & _LO32
+        c1 = (pk >> 32) & 31
+        c2 = (pk >> 37) & 31
+        t1 = cur + offs[c1]
+        t2 = cur + offs[c2]
+        f1 = (occ_f[t1] == 0) & (wall_f[t1] == 0)
+        f2 = (occ_f[t2] == 0) & (wall_f[t2] == 0)
+        dest = t1 if f1 else (t2 if f2 else cur)
+        code = c1 if f1 else (c2 if f2 else _STAY)
+        occ_f[cur] = 0
+        occ_f[dest] = s + 1
+        res[s] = code
+        hops += np.int64(dest != cur)
+    return hops
+
+
+@njit(cache=True, parallel=True)
+def _commit(res, z, y, x):
+    """Pass C, per slot: apply the taken neighbour code to z, y, x."""
+    for s in prange(res.shape[0]):
+        c = np.int64(res[s])
+        z[s] = z[s] + (c // 9 - 1)
+        y[s] = y[s] + (c // 3 % 3 - 1)
+        x[s] = x[s] + (c % 3 - 1)
+
+
+@njit(cache=True)
+def move_cells(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
+               persistence, chemo_strength, gradz, grady, gradx, occ, wall,
+               seed, step, order, substep=0):
+    """One motility substep; hops are resolved serially in ``order``.
+
+    Parameters (N = capacity; see module docstring for the dtypes)
+    ----------
+    z, y, x : int32 (N,)            positions, updated in place
+    alive : uint8 (N,)              nonzero = live cell
+    cell_id : int64 (N,)            RNG counter of each cell
+    dirz, diry, dirx : float32 (N,) unit directions, updated in place
+    hop_prob, persistence, chemo_strength : float (N,)
+    gradz, grady, gradx : float (N,) gradient at each cell (any scale)
+    occ : int32 (Z, Y, X)           occupancy (slot + 1), C-contiguous,
+                                    updated in place
+    wall : uint8 (Z, Y, X)          nonzero = not enterable, C-contiguous
+    seed, step : int                RNG seed and step counter
+    order : int (M,)                slots that attempt a hop, in this order
+                                    (normally ``shuffled_order(...)``)
+    substep : int                   sub-step index, 0 <= substep < 2**20
+
+    Returns the number of cells that hopped.
+
+    Every alive cell with hop_prob > 0 gets its direction updated, whether
+    or not it is listed in ``order``; only listed cells hop.  The outcome is
+    that of a serial loop over ``order`` in which each cell sees the moves of
+    the cells before it.  Implementation: direction update and target choice
+    depend on nothing but the cell itself and run first for all slots
+    (parallel, vectorised); only the occupancy check and the move are
+    serial.  Results do not depend on the number of threads.
+    """
+    Z, Y, X = occ.shape
+    if Z * Y * X >= 2**31:
+        raise ValueError("lattice too large for 32-bit voxel indices")
+    n = alive.shape[0]
+    plan = np.empty(n, dtype=np.int64)
+    res = np.empty(n, dtype=np.uint8)
+    kstep = _move_key(seed, step, substep)
+    _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
+          hop_prob, persistence, chemo_strength, gradz, grady, gradx, plan,
+          res)
+    hops = _resolve(order, 0, order.shape[0], plan, res, _code_offsets(Y, X),
+                    occ.reshape(-1), wall.reshape(-1))
+    _commit(res, z, y, x)
+    return hops
+
+
+@njit(cache=True, parallel=True)
+def _resolve_slabs(bucket, starts, nslab, first, plan, res, offs, occ_f,
+                   wall_f):
+    hops = 0
+    for phase in range(2):
+        colour = (first + phase) & 1
+        nb = (nslab - colour + 1) // 2  # slabs colour, colour + 2, ...
+        for t in prange(nb):
+            b = colour + 2 * t
+            hops += _resolve(bucket, starts[b], starts[b + 1], plan, res,
+                             offs, occ_f, wall_f)
+    return hops
+
+
+@njit(cache=True)
+def move_cells_slabs(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
+                     persistence, chemo_strength, gradz, grady, gradx, occ,
+                     wall, seed, step, order, substep=0, slab=4):
+    """Thread-parallel variant of :func:`move_cells`; same arguments plus
+    ``slab`` (z-planes per slab, >= 2).
+
+    Cells are bucketed by the z-slab they start the call in (keeping their
+    relative position in ``order``).  All even slabs are resolved in
+    parallel, then all odd slabs (which colour goes first is drawn per call).
+    A hop changes z by at most one, so two slabs of the same colour never
+    touch the same voxel (needs slab >= 2) and each slab is resolved
+    serially: the result is identical for any number of threads.  It differs
+    from ``move_cells`` with the same ``order`` (the effective order is
+    "first colour, then the other"), with the same statistics otherwise.
+    """
+    Z, Y, X = occ.shape
+    if Z * Y * X >= 2**31:
+        raise ValueError("lattice too large for 32-bit voxel indices")
+    if slab < 2:
+        slab = 2
+    nslab = (Z + slab - 1) // slab
+    n = alive.shape[0]
+    plan = np.empty(n, dtype=np.int64)
+    res = np.empty(n, dtype=np.uint8)
+    kstep = _move_key(seed, step, substep)
+    _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
+          hop_prob, persistence, chemo_strength, gradz, grady, gradx, plan,
+          res)
+    # bucket the listed cells by start slab (stable counting sort)
+    m = order.shape[0]
+    starts = np.zeros(nslab + 1, dtype=np.int64)
+    for k in range(m):
+        pk = plan[order[k]]
+        if pk >= 0:
+            starts[(pk & _LO32) // (Y * X * slab) + 1] += 1
+    for b in range(nslab):
+        starts[b + 1] += starts[b]
+    fill = starts[:-1].copy()
+    bucket = np.empty(starts[nslab], dtype=np.int64)
+    for k in range(m):
+        s = order[k]
+        pk = plan[s]
+        if pk >= 0:
+            b = (pk & _LO32) // (Y * X * slab)
+            bucket[fill[b]] = s
+            fill[b] += 1
+    first = np.int64(rand_u64(kstep, 0) & np.uint64(1))
+    hops = _resolve_slabs(bucket, starts, nslab, first, plan, res,
+                          _code_offsets(Y, X), occ.reshape(-1),
+                          wall.reshape(-1))
+    _commit(res, z, y, x)
+    return hops
+
+
+@njit(cache=True)
+def shuffled_order(alive, cell_id, seed, step):
+    """Alive slots (int64) sorted by a hash of (seed, step, cell_id).
+
+    The order depends only on the set of cell ids, not on which slots they
+    occupy.  Sorting uses a 4-pass LSD radix sort on the top 44 bits of the
+    key with the slot as final tie-break (so it is a pure function of input).
+    """
+    n_alive = 0
+    for s in range(alive.shape[0]):
+        if alive[s] != 0:
+            n_alive += 1
+    keys = np.empty(n_alive, dtype=np.uint64)
+    idx = np.empty(n_alive, dtype=np.int64)
+    kstep = step_key(seed, STREAM_ORDER, step)
+    j = 0
+    for s in range(alive.shape[0]):
+        if alive[s] != 0:
+            keys[j] = counter_key(kstep, cell_id[s])
+            idx[j] = s
+            j += 1
+    # LSD radix sort on 11-bit digits of bits 20..63 (stable; initial order
+    # is ascending slot, so equal truncated keys stay in slot order)
+    keys2 = np.empty_like(keys)
+    idx2 = np.empty_like(idx)
+    cnt = np.empty(2048, dtype=np.int64)
+    for p in range(4):
+        shift = np.uint64(20 + 11 * p)
+        cnt[:] = 0
+        for i in range(n_alive):
+            cnt[np.int64((keys[i] >> shift) & np.uint64(2047))] += 1
+        tot = 0
+        for b in range(2048):
+            c = cnt[b]
+            cnt[b] = tot
+            tot += c
+        for i in range(n_alive):
+            b = np.int64((keys[i] >> shift) & np.uint64(2047))
+            keys2[cnt[b]] = keys[i]
+            idx2[cnt[b]] = idx[i]
+            cnt[b] += 1
+        keys, keys2 = keys2, keys
+        idx, idx2 = idx2, idx
+    return idx
+
+
+@njit(cache=True)
+def place_cells(slots, candidates, z, y, x, alive, occ, wall):
+    """Place new cells into the first free non-wall candidate voxels.
+
+    slots : int (K,)         slots to fill, in this order (must be dead)
+    candidates : int (C,)    flat voxel indices (C order over (Z, Y, X)) to
+                             try in this order; out-of-range, wall, occupied
+                             and repeated voxels are skipped
+    Sets z, y, x, alive = 1 and occ for slots[:n]; returns n (<= K).  The
+    caller initialises the other per-cell fields of slots[:n].
+    """
+    Z, Y, X = occ.shape
+    nvox = Z * Y * X
+    n = 0
+    K = slots.shape[0]
+    for c in range(candidates.shape[0]):
+        if n >= K:
+            break
+        v = np.int64(candidates[c])
+        if v < 0 or v >= nvox:
+            continue
+        vz = v // (Y * X)
+        r = v - vz * (Y * X)
+        vy = r // X
+        vx = r - vy * X
+        if occ[vz, vy, vx] != 0 or wall[vz, vy, vx] != 0:
+            continue
+        s = slots[n]
+        z[s] = vz
+        y[s] = vy
+        x[s] = vx
+        alive[s] = 1
+        occ[vz, vy, vx] = s + 1
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def place_at(slots, targets, z, y, x, alive, occ, wall):
+    """Place slot ``slots[k]`` at flat voxel ``targets[k]`` where possible.
+
+    Entries with target < 0 (e.g. -1 from :func:`neighbour_free_voxel`),
+    out of range, wall or occupied are skipped; ``placed[k]`` tells which
+    succeeded.  Returns ``placed`` (uint8, (K,)).
+    """
+    Z, Y, X = occ.shape
+    nvox = Z * Y * X
+    K = slots.shape[0]
+    placed = np.zeros(K, dtype=np.uint8)
+    for k in range(K):
+        v = np.int64(targets[k])
+        if v < 0 or v >= nvox:
+            continue
+        vz = v // (Y * X)
+        r = v - vz * (Y * X)
+        vy = r // X
+        vx = r - vy * X
+        if occ[vz, vy, vx] != 0 or wall[vz, vy, vx] != 0:
+            continue
+        s = slots[k]
+        z[s] = vz
+        y[s] = vy
+        x[s] = vx
+        alive[s] = 1
+        occ[vz, vy, vx] = s + 1
+        placed[k] = 1
+    return placed
+
+
+@njit(cache=True)
+def rebuild_occupancy(z, y, x, alive, occ):
+    """Rebuild ``occ`` from the alive cells; returns the number of conflicts.
+
+    A conflict is an alive cell outside the domain or on a voxel already
+    taken by a lower slot (the lower slot keeps the voxel).
+    """
+    Z, Y, X = occ.shape
+    occ[:] = 0
+    conflicts = 0
+    for s in range(alive.shape[0]):
+        if alive[s] == 0:
+            continue
+        vz = z[s]
+        vy = y[s]
+        vx = x[s]
+        if vz < 0 or vy < 0 or vx < 0 or vz >= Z or vy >= Y or vx >= X:
+            conflicts += 1
+            continue
+        if occ[vz, vy, vx] != 0:
+            conflicts += 1
+            continue
+        occ[vz, vy, vx] = s + 1
+    return conflicts
+
+
+@njit(cache=True)
+def check_invariants(z, y, x, alive, occ, wall):
+    """Count invariant violations without modifying anything.
+
+    Counts: alive cells out of domain, on a wall, or whose voxel in ``occ``
+    does not point back at them; plus nonzero ``occ`` entries that do not
+    point at an alive cell sitting there.  0 means consistent.
+    """
+    Z, Y, X = occ.shape
+    N = alive.shape[0]
+    bad = 0
+    for s in range(N):
+        if alive[s] == 0:
+            continue
+        vz = z[s]
+        vy = y[s]
+        vx = x[s]
+        if vz < 0 or vy < 0 or vx < 0 or vz >= Z or vy >= Y or vx >= X:
+            bad += 1
+            continue
+        if wall[vz, vy, vx] != 0:
+            bad += 1
+        if occ[vz, vy, vx] != s + 1:
+            bad += 1
+    for vz in range(Z):
+        for vy in range(Y):
+            for vx in range(X):
+                o = occ[vz, vy, vx]
+                if o == 0:
+                    continue
+                s = o - 1
+                if s < 0 or s >= N or alive[s] == 0:
+                    bad += 1
+                elif z[s] != vz or y[s] != vy or x[s] != vx:
+                    bad += 1
+    return bad
+
+
+@njit(cache=True)
+def neighbour_free_voxel(parents, z, y, x, cell_id, occ, wall, seed, step):
+    """For each parent slot pick a random free non-wall 26-neighbour voxel.
+
+    Returns int64 (K,) flat voxel indices (C order over (Z, Y, X)), -1 where
+    the parent has no free neighbour.  Parents are handled in the given order
+    and the returned voxels are distinct (a voxel chosen for one parent is
+    not offered to later ones).  ``occ`` is left unchanged on return.  The
+    choice is uniform over the free neighbours, keyed by (seed, step,
+    cell_id) on stream ``STREAM_DIVIDE``.  Place the daughters with
+    :func:`place_at`.
+    """
+    Z, Y, X = occ.shape
+    K = parents.shape[0]
+    out = np.full(K, -1, dtype=np.int64)
+    kstep = step_key(seed, STREAM_DIVIDE, step)
+    cand = np.empty(26, dtype=np.int64)
+    for k in range(K):
+        s = parents[k]
+        pz = np.int64(z[s])
+        py = np.int64(y[s])
+        px = np.int64(x[s])
+        nc = 0
+        for o in range(26):
+            vz = pz + NEIGHBOUR_OFFSETS[o, 0]
+            vy = py + NEIGHBOUR_OFFSETS[o, 1]
+            vx = px + NEIGHBOUR_OFFSETS[o, 2]
+            if _free(occ, wall, vz, vy, vx):
+                cand[nc] = (vz * Y + vy) * X + vx
+                nc += 1
+        if nc == 0:
+            continue
+        u = uniform(counter_key(kstep, cell_id[s]), 0)
+        j = min(np.int64(u * nc), nc - 1)
+        v = cand[j]
+        out[k] = v
+        vz = v // (Y * X)
+        r = v - vz * (Y * X)
+        occ[vz, r // X, r % X] = -1  # temporary claim
+    for k in range(K):
+        v = out[k]
+        if v >= 0:
+            vz = v // (Y * X)
+            r = v - vz * (Y * X)
+            occ[vz, r // X, r % X] = 0
+    return out
+
+
+@njit(cache=True, parallel=True)
+def count_contacts(z, y, x, alive, occ, type_code, target_type, out):
+    """out[i] = number of alive 26-neighbours of type ``target_type``.
+
+    Dead slots get 0.  Per-cell independent (parallel, deterministic).
+    ``out`` is any integer array of length N; it is also returned.
+    """
+    Z, Y, X = occ.shape
+    N = alive.shape[0]
+    for s in prange(N):
+        if alive[s] == 0:
+            out[s] = 0
+            continue
+        pz = np.int64(z[s])
+        py = np.int64(y[s])
+        px = np.int64(x[s])
+        c = 0
+        for o in range(26):
+            vz = pz + NEIGHBOUR_OFFSETS[o, 0]
+            vy = py + NEIGHBOUR_OFFSETS[o, 1]
+            vx = px + NEIGHBOUR_OFFSETS[o, 2]
+            if vz < 0 or vy < 0 or vx < 0 or vz >= Z or vy >= Y or vx >= X:
+                continue
+            t = occ[vz, vy, vx] - 1
+            if t >= 0 and alive[t] != 0 and type_code[t] == target_type:
+                c += 1
+        out[s] = c
+    return out

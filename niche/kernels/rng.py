@@ -1,0 +1,215 @@
+"""Counter-based random numbers for numba kernels.
+
+Every random number is a pure function of a tuple of integers::
+
+    (seed, stream, step, counter, draw_index)  ->  uint64  ->  float64 in [0, 1)
+
+so results never depend on the order in which cells are processed, on the
+number of threads, or on how many numbers another cell consumed.  There is no
+hidden generator state.
+
+Construction
+------------
+``mix64`` is the 64-bit finaliser of SplitMix64 (Stafford's "variant 13"
+constants), a bijection on uint64 with full avalanche.  Keys are built by
+absorbing one integer at a time::
+
+    k = mix64(seed + GOLDEN)
+    k = mix64(k ^ mix64(stream + GOLDEN))     # step_key(seed, stream, step)
+    k = mix64(k ^ mix64(step   + GOLDEN))
+    c = mix64(mix64(k ^ counter) + GOLDEN)    # counter_key(k, counter)
+
+and the ``j``-th draw of a counter key ``c`` is the ``j+1``-th output of a
+SplitMix64 sequence started at ``c``::
+
+    rand_u64(c, j) = mix64(c + (j + 1) * GOLDEN)
+
+The typical use inside a kernel is one ``step_key`` per kernel call, one
+``counter_key`` per cell (counter = the cell's stable ``cell_id``), then a few
+draws with small fixed draw indices.  Each kernel uses its own ``stream`` tag
+(constants ``STREAM_*`` below) so that different kernels never reuse numbers.
+
+All integer arguments are reinterpreted as uint64 (two's complement wrap), so
+seeds and counters may be any int64 value.
+
+Floating point: ``uniform`` returns ``(u64 >> 11) * 2**-53`` which is exact;
+``unit_vector`` uses only +, *, sqrt (polynomial sine/cosine), so it is
+bit-identical on any IEEE-754 machine; ``normal`` calls libm ``log``/``cos``
+and is bit-reproducible on a given machine/numba build.  Nothing here is
+compiled with ``fastmath``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "GOLDEN",
+    "STREAM_MOVE",
+    "STREAM_ORDER",
+    "STREAM_DIVIDE",
+    "STREAM_PLACE",
+    "STREAM_USER",
+    "mix64",
+    "step_key",
+    "counter_key",
+    "rand_u64",
+    "uniform",
+    "normal",
+    "unit_vector",
+    "uniform_at",
+    "uniform_array",
+    "normal_array",
+]
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0  # 2**-53
+_S32 = np.uint64(32)
+_LO32 = np.uint64(0xFFFFFFFF)
+_TWO_PI = 2.0 * math.pi
+
+# Stream tags: one per consumer so that kernels never share random numbers.
+STREAM_MOVE = 1
+STREAM_ORDER = 2
+STREAM_DIVIDE = 3
+STREAM_PLACE = 4
+#: first tag free for other modules (biology, initialisation, ...)
+STREAM_USER = 16
+
+
+@njit(cache=True, inline="always")
+def mix64(x):
+    """SplitMix64 finaliser: a bijective avalanche mix of a uint64."""
+    z = np.uint64(x)
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True)
+def step_key(seed, stream, step):
+    """Key for one (seed, stream, step) triple; compute once per kernel call."""
+    k = mix64(np.uint64(seed) + GOLDEN)
+    k = mix64(k ^ mix64(np.uint64(stream) + GOLDEN))
+    k = mix64(k ^ mix64(np.uint64(step) + GOLDEN))
+    return k
+
+
+@njit(cache=True, inline="always")
+def counter_key(key, counter):
+    """Key for one counter (usually a cell_id) under a step key."""
+    return mix64(mix64(np.uint64(key) ^ np.uint64(counter)) + GOLDEN)
+
+
+@njit(cache=True, inline="always")
+def rand_u64(ckey, j):
+    """The ``j``-th (j >= 0) raw 64-bit draw of counter key ``ckey``."""
+    return mix64(np.uint64(ckey) + np.uint64(j + 1) * GOLDEN)
+
+
+@njit(cache=True, inline="always")
+def uniform(ckey, j):
+    """Uniform float64 in [0, 1) with 53 random bits (draw index ``j``)."""
+    return np.float64(rand_u64(ckey, j) >> _S11) * _INV53
+
+
+@njit(cache=True, inline="always")
+def normal(ckey, j):
+    """Standard normal by Box-Muller; consumes draw indices ``j`` and ``j+1``."""
+    u1 = 1.0 - uniform(ckey, j)  # in (0, 1]
+    u2 = uniform(ckey, j + 1)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
+
+
+# Taylor coefficients of sin and cos on [0, pi/2]; truncation error < 1e-11
+_SIN_C = (1.0, -1.0 / 6.0, 1.0 / 120.0, -1.0 / 5040.0, 1.0 / 362880.0,
+          -1.0 / 39916800.0, 1.0 / 6227020800.0, -1.0 / 1307674368000.0)
+_COS_C = (1.0, -1.0 / 2.0, 1.0 / 24.0, -1.0 / 720.0, 1.0 / 40320.0,
+          -1.0 / 3628800.0, 1.0 / 479001600.0, -1.0 / 87178291200.0,
+          1.0 / 20922789888000.0)
+_HALF_PI = 0.5 * math.pi
+_INV30 = 1.0 / 1073741824.0  # 2**-30
+_INV32 = 1.0 / 4294967296.0  # 2**-32
+_LO30 = np.uint64(0x3FFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def _sincos_quarter(t):
+    """(sin, cos) of t in [0, pi/2] by Horner polynomials (no libm)."""
+    t2 = t * t
+    sn = _SIN_C[7]
+    sn = sn * t2 + _SIN_C[6]
+    sn = sn * t2 + _SIN_C[5]
+    sn = sn * t2 + _SIN_C[4]
+    sn = sn * t2 + _SIN_C[3]
+    sn = sn * t2 + _SIN_C[2]
+    sn = sn * t2 + _SIN_C[1]
+    sn = (sn * t2 + _SIN_C[0]) * t
+    cs = _COS_C[8]
+    cs = cs * t2 + _COS_C[7]
+    cs = cs * t2 + _COS_C[6]
+    cs = cs * t2 + _COS_C[5]
+    cs = cs * t2 + _COS_C[4]
+    cs = cs * t2 + _COS_C[3]
+    cs = cs * t2 + _COS_C[2]
+    cs = cs * t2 + _COS_C[1]
+    cs = cs * t2 + _COS_C[0]
+    return sn, cs
+
+
+@njit(cache=True, inline="always")
+def unit_vector(ckey, j):
+    """Uniform random unit vector (vz, vy, vx); consumes exactly draw ``j``.
+
+    Archimedes: vz uniform in (-1, 1) from the high 32 bits, azimuth uniform
+    from the low 32 bits (2 bits quadrant, 30 bits angle within it).  The
+    sine/cosine are Horner polynomials (abs. error < 1e-11), so the function
+    is branch-free (vectorisable) and does not depend on the platform libm:
+    only +, *, sqrt, all correctly rounded in IEEE arithmetic.
+    """
+    r = rand_u64(ckey, j)
+    vz = (np.float64(r >> _S32) + 0.5) * (2.0 * _INV32) - 1.0
+    lo = r & _LO32
+    quad = np.int64(lo >> _S30)
+    t = (np.float64(lo & _LO30) + 0.5) * (_INV30 * _HALF_PI)
+    sn, cs = _sincos_quarter(t)
+    # rotate (cos t, sin t) by quad quarter turns
+    c = cs if quad == 0 else (-sn if quad == 1 else (-cs if quad == 2 else sn))
+    s = sn if quad == 0 else (cs if quad == 1 else (-sn if quad == 2 else -cs))
+    rho = math.sqrt(1.0 - vz * vz)
+    return vz, rho * s, rho * c
+
+
+@njit(cache=True)
+def uniform_at(seed, stream, step, counter, j):
+    """Convenience (slow path): a single uniform for the full index tuple."""
+    return uniform(counter_key(step_key(seed, stream, step), counter), j)
+
+
+@njit(cache=True, parallel=True)
+def uniform_array(seed, stream, step, counters, j):
+    """Uniforms for many counters at one draw index (float64 array)."""
+    k = step_key(seed, stream, step)
+    out = np.empty(counters.shape[0], dtype=np.float64)
+    for i in prange(counters.shape[0]):
+        out[i] = uniform(counter_key(k, counters[i]), j)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def normal_array(seed, stream, step, counters, j):
+    """Standard normals for many counters (draw indices ``j``, ``j+1``)."""
+    k = step_key(seed, stream, step)
+    out = np.empty(counters.shape[0], dtype=np.float64)
+    for i in prange(counters.shape[0]):
+        out[i] = normal(counter_key(k, counters[i]), j)
+    return out

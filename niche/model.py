@@ -1,0 +1,449 @@
+"""NicheModel: the mesa.Model that owns the lattice, the fields and the cell arrays.
+
+One call to :meth:`NicheModel.step` advances one movement tick (``time.move_step_min``).
+Slower processes run on whole multiples of that tick, in this order within a tick:
+
+    forcing -> decisions (sense, decide, apply births/deaths/fusion/differentiation)
+    -> per-cell rates -> secretion/uptake + diffusion/decay solve -> movement
+    -> bone remodelling -> observers (readouts, run file, progress)
+
+Arrays are the truth; ``mesa.Agent`` handles (see :mod:`niche.agents`) are kept in sync in
+one batch per decision step. All randomness comes from the seed: numpy Generators spawned
+from it for Python-level draws, and counter-based streams inside kernels.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import mesa
+import numpy as np
+
+from .agents import AGENT_CLASSES, Cell
+from .cells import TYPE_CODES, TYPE_NAMES, CellStore
+from .config import Scenario, load_scenario
+from .fields import FieldSolver
+from .kernels import bone as bone_k
+from .kernels import motility as mot_k
+from .lattice import Lattice, plate_morphometry
+from .rules import GenericRules, Rules
+
+__all__ = ["NicheModel", "ChangeSet", "Observer"]
+
+AVOGADRO = 6.02214076e23
+
+
+def molecules_to_pM(voxel_volume_um3: float) -> float:
+    """Concentration (pM) of one molecule in one voxel."""
+    litres = voxel_volume_um3 * 1e-15
+    return 1e12 / (AVOGADRO * litres)
+
+
+class Observer:
+    """Something that watches a model: readouts, the run-file writer, progress bars."""
+
+    def on_start(self, model: "NicheModel") -> None: ...
+
+    def on_frame(self, model: "NicheModel") -> None: ...
+
+    def on_tick(self, model: "NicheModel") -> None: ...
+
+    def on_end(self, model: "NicheModel") -> None: ...
+
+
+@dataclass
+class ChangeSet:
+    """Births, deaths, differentiation and fusion queued during a decision step."""
+
+    births: list[dict[str, Any]] = field(default_factory=list)
+    deaths: list[np.ndarray] = field(default_factory=list)
+    differentiations: list[tuple[np.ndarray, int, Any]] = field(default_factory=list)
+    fusions: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def birth_at(self, type_code: int, z, y, x, state=0, nuclei=1) -> None:
+        """Add cells at given voxels (skipped where the voxel is taken or a wall)."""
+        self.births.append(dict(kind="at", type=int(type_code), z=np.asarray(z), y=np.asarray(y),
+                                x=np.asarray(x), state=state, nuclei=nuclei))
+
+    def birth_random(self, type_code: int, n: int, state=0, nuclei=1,
+                     near_bone: bool = False, at_vessels: bool = False) -> None:
+        """Add ``n`` cells at random free voxels (marrow, bone surface, or vessel entries)."""
+        self.births.append(dict(kind="random", type=int(type_code), n=int(n), state=state,
+                                nuclei=nuclei, near_bone=near_bone, at_vessels=at_vessels))
+
+    def die(self, slots) -> None:
+        self.deaths.append(np.asarray(slots, np.int64))
+
+    def differentiate(self, slots, new_type: int, new_state=None) -> None:
+        self.differentiations.append((np.asarray(slots, np.int64), int(new_type), new_state))
+
+    def fuse(self, absorbed, into) -> None:
+        self.fusions.append((np.asarray(absorbed, np.int64), np.asarray(into, np.int64)))
+
+    def __bool__(self) -> bool:
+        return bool(self.births or self.deaths or self.differentiations or self.fusions)
+
+
+class _TypeParams:
+    """Per-type lookup tables built from the scenario (index = type code)."""
+
+    def __init__(self, sc: Scenario, voxel_um: float):
+        names = sc.field_names
+        S, T = len(names), len(TYPE_NAMES)
+        conv = molecules_to_pM(voxel_um**3)
+        self.secretion = np.zeros((T, S), np.float32)   # pM/s into the cell's voxel
+        self.uptake = np.zeros((T, S), np.float32)      # 1/s
+        self.vmax = np.zeros((T, S), np.float32)        # pM/s
+        self.speed_vox_per_min = np.zeros(T, np.float64)
+        self.persistence = np.zeros(T, np.float32)
+        self.chemo_strength = np.zeros(T, np.float32)
+        self.chemo_field = np.full(T, -1, np.int64)
+        self.fp_radius = np.ones(T, np.int64)
+        for code, tname in enumerate(TYPE_NAMES):
+            c = getattr(sc.cells, tname)
+            for f, v in c.secretion_molecules_per_s.items():
+                self.secretion[code, names.index(f)] = v * conv
+            for f, v in c.uptake_per_s.items():
+                self.uptake[code, names.index(f)] = v
+            for f, v in c.vmax_molecules_per_s.items():
+                self.vmax[code, names.index(f)] = v * conv
+            self.speed_vox_per_min[code] = c.speed_um_per_min / voxel_um
+            self.persistence[code] = c.persistence
+            self.chemo_strength[code] = c.chemotaxis_strength
+            if c.chemotaxis_field is not None:
+                self.chemo_field[code] = names.index(c.chemotaxis_field)
+
+
+class NicheModel(mesa.Model):
+    """The bone-marrow niche on a 3D lattice.
+
+    Args:
+        scenario: a validated :class:`~niche.config.Scenario`, a path or a scenario name.
+        seed: overrides ``run.seed``.
+        rules: the rule set (default :class:`~niche.rules.GenericRules`).
+        observers: objects with ``on_start/on_frame/on_tick/on_end`` hooks.
+
+    Attributes:
+        lattice: geometry (``bone``, ``vessel`` masks).
+        fields: the :class:`~niche.fields.FieldSolver`; ``fields.c`` is (S, Z, Y, X).
+        cells: the :class:`~niche.cells.CellStore`.
+        changes: the :class:`ChangeSet` being filled during a decision step.
+        t_min: simulated time in minutes.
+    """
+
+    def __init__(self, scenario: Scenario | str, seed: int | None = None,
+                 rules: Rules | None = None, observers=()):
+        if not isinstance(scenario, Scenario):
+            scenario = load_scenario(scenario)
+        if seed is not None:
+            scenario = scenario.model_copy(update={"run": scenario.run.model_copy(
+                update={"seed": int(seed)})})
+        self.scenario = scenario
+        self.seed = int(scenario.run.seed)
+        super().__init__(seed=self.seed)
+        from mesa.agent import AgentSet
+        for cls in AGENT_CLASSES:  # every type is present, even before its first birth
+            self._agents_by_type.setdefault(cls, AgentSet([], random=self.random))
+        ss = np.random.SeedSequence(self.seed)
+        geo, place, decide, kern = ss.spawn(4)
+        self.rng_geometry = np.random.default_rng(geo)
+        self.rng_place = np.random.default_rng(place)
+        self.rng_decide = np.random.default_rng(decide)
+        self.kernel_seed = np.uint64(kern.generate_state(1, np.uint64)[0])
+
+        tm = scenario.time
+        self.dt_move_min = tm.move_step_min
+        self.every_field = round(tm.field_step_min / tm.move_step_min)
+        self.every_decide = round(tm.decision_step_min / tm.move_step_min)
+        self.every_bone = round(tm.bone_step_min / tm.move_step_min)
+        self.n_ticks = int(math.ceil(scenario.run.days * 1440.0 / tm.move_step_min - 1e-9))
+        fi = scenario.run.frame_interval_days * 1440.0 / tm.move_step_min
+        self.every_frame = max(1, int(round(fi)))
+        self.tick = 0
+
+        d = scenario.domain
+        self.lattice = Lattice.generate(d.shape_voxels, d.voxel_um, scenario.bone,
+                                        scenario.vessels, self.rng_geometry)
+        self.wall = self.lattice.wall
+        self._entry = self.lattice.entry_voxels()
+        self.params = _TypeParams(scenario, d.voxel_um)
+
+        fcfg = scenario.fields
+        names = scenario.field_names
+        self.field_names = names
+        dtype = np.float32 if scenario.solver.dtype == "float32" else np.float64
+        self.fields = FieldSolver(
+            d.shape_voxels, names,
+            diffusivity_um2_per_s=[fcfg[n].diffusivity_um2_per_s for n in names],
+            decay_per_s=[fcfg[n].decay_per_s for n in names],
+            dx_um=d.voxel_um, dt_s=tm.field_step_min * 60.0,
+            km=[fcfg[n].km_pM if fcfg[n].km_pM is not None else np.inf for n in names],
+            dirichlet_value=[fcfg[n].vessel_pM or 0.0 for n in names],
+            dirichlet_on=[fcfg[n].vessel_pM is not None for n in names],
+            dtype=dtype,
+        ) if names else None
+        if self.fields is not None:
+            self.fields.set_solid(self.lattice.bone)
+            self.fields.set_dirichlet(self.lattice.vessel)
+            for i, n in enumerate(names):
+                self.fields.c[i][self.lattice.bone == 0] = fcfg[n].initial_pM
+            self.fields.set_solid(self.lattice.bone)
+
+        self.cells = CellStore(d.shape_voxels, len(names), capacity=1024)
+        self._handles: dict[int, Cell] = {}
+        self.changes = ChangeSet()
+        self.rules: Rules = rules if rules is not None else GenericRules()
+        self.observers = list(observers)
+        self.bone_resorbed_voxels = 0
+        self.bone_formed_voxels = 0
+        self._resorbed_since_frame = 0
+        self._formed_since_frame = 0
+        self._last_frame_tick = 0
+
+        self.rules.initialise(self)
+        self.apply_changes()
+        self.rules.set_rates(self)
+        self._started = False
+
+    # ----------------------------------------------------------------- helpers
+    @staticmethod
+    def type_code(name: str) -> int:
+        return TYPE_CODES[name]
+
+    @property
+    def t_min(self) -> float:
+        return self.tick * self.dt_move_min
+
+    @property
+    def t_days(self) -> float:
+        return self.t_min / 1440.0
+
+    def handle(self, slot: int) -> Cell:
+        """The Mesa agent of a slot."""
+        return self._handles[int(slot)]
+
+    def field_index(self, name: str) -> int:
+        try:
+            return self.field_names.index(name)
+        except ValueError:
+            raise KeyError(f"unknown field {name!r} (defined: {list(self.field_names)})") from None
+
+    def sample(self, name: str, slots: np.ndarray) -> np.ndarray:
+        """Concentration of field ``name`` at the voxels of ``slots`` (pM)."""
+        c = self.fields.c[self.field_index(name)]
+        return c[self.cells.z[slots], self.cells.y[slots], self.cells.x[slots]]
+
+    # ----------------------------------------------------------------- changes
+    def _free_candidates(self, kind: dict) -> np.ndarray:
+        free = (self.wall.ravel() == 0) & (self.cells.occ.ravel() == 0)
+        if kind.get("at_vessels"):
+            cand = self._entry[free[self._entry]]
+        elif kind.get("near_bone"):
+            b = self.lattice.bone.astype(bool)
+            near = np.zeros_like(b)
+            for ax in range(3):
+                near[tuple(slice(1, None) if a == ax else slice(None) for a in range(3))] |= \
+                    b[tuple(slice(None, -1) if a == ax else slice(None) for a in range(3))]
+                near[tuple(slice(None, -1) if a == ax else slice(None) for a in range(3))] |= \
+                    b[tuple(slice(1, None) if a == ax else slice(None) for a in range(3))]
+            cand = np.flatnonzero(near.ravel() & free)
+        else:
+            cand = np.flatnonzero(free)
+        return cand
+
+    def apply_changes(self) -> None:
+        """Apply the queued :class:`ChangeSet` to the arrays and the Mesa handles."""
+        ch, cells = self.changes, self.cells
+        for absorbed, into in ch.fusions:
+            for s in absorbed:
+                self._handles.pop(int(s)).remove()
+            cells.fuse(absorbed, into)
+        if ch.deaths:
+            dead = np.unique(np.concatenate(ch.deaths))
+            dead = dead[cells.alive[dead] == 1]
+            for s in dead:
+                self._handles.pop(int(s)).remove()
+            cells.remove(dead)
+        for slots, new_type, new_state in ch.differentiations:
+            slots = slots[cells.alive[slots] == 1]
+            cells.set_type(slots, new_type, new_state)
+            cls = AGENT_CLASSES[new_type]
+            for s in slots:
+                self._handles.pop(int(s)).remove()
+                self._handles[int(s)] = cls(self, int(s))
+        for b in ch.births:
+            if b["kind"] == "random":
+                cand = self._free_candidates(b)
+                n = min(b["n"], cand.size)
+                if n == 0:
+                    continue
+                flat = self.rng_place.choice(cand, size=n, replace=False)
+                flat.sort()
+                z, y, x = np.unravel_index(flat, self.lattice.shape)
+                state = b["state"]
+                if np.ndim(state):
+                    state = np.asarray(state)[:n]
+            else:
+                z, y, x = (np.asarray(b[k], np.int64).ravel() for k in "zyx")
+                flat = np.ravel_multi_index((z, y, x), self.lattice.shape)
+                ok = (self.wall.ravel()[flat] == 0) & (cells.occ.ravel()[flat] == 0)
+                _, first = np.unique(flat, return_index=True)
+                uniq = np.zeros(flat.size, bool)
+                uniq[first] = True
+                ok &= uniq
+                z, y, x = z[ok], y[ok], x[ok]
+                state = b["state"]
+                if np.ndim(state):
+                    state = np.asarray(state)[ok]
+                n = z.size
+                if n == 0:
+                    continue
+            u = self.rng_place.standard_normal((n, 3))
+            u /= np.linalg.norm(u, axis=1, keepdims=True) + 1e-12
+            slots = cells.add(b["type"], z, y, x, state=state, nuclei=b["nuclei"], direction=u)
+            cls = AGENT_CLASSES[b["type"]]
+            for s in slots:
+                self._handles[int(s)] = cls(self, int(s))
+        self.changes = ChangeSet()
+
+    # ----------------------------------------------------------------- phases
+    def _field_step(self) -> None:
+        f, cells = self.fields, self.cells
+        s = cells.alive_slots()
+        f.clear_rates()
+        f.scatter(cells.z[s], cells.y[s], cells.x[s],
+                  cells.secretion[s], cells.uptake[s], cells.vmax[s])
+        f.step(1)
+
+    def _move_step(self) -> None:
+        cells, p = self.cells, self.params
+        s = cells.alive_slots()
+        if s.size == 0:
+            return
+        t = cells.type[s]
+        hop = p.speed_vox_per_min[t] * self.dt_move_min
+        n_sub = max(1, int(math.ceil(hop.max() - 1e-12)))
+        hop_prob = np.zeros(cells.capacity, np.float32)
+        hop_prob[s] = (hop / n_sub).astype(np.float32)
+        persistence = np.zeros(cells.capacity, np.float32)
+        persistence[s] = p.persistence[t]
+        chemo = np.zeros(cells.capacity, np.float32)
+        grad = np.zeros((3, cells.capacity), np.float32)
+        if self.fields is not None:
+            cf = p.chemo_field[t]
+            for fi in np.unique(cf[cf >= 0]):
+                sel = s[cf == fi]
+                g = self.fields.gradient(int(fi), cells.z[sel], cells.y[sel], cells.x[sel],
+                                         per_um=False)
+                grad[:, sel] = g.T
+                chemo[sel] = p.chemo_strength[cells.type[sel]]
+        for k in range(n_sub):
+            step_id = np.int64(self.tick * 64 + k)
+            order = mot_k.shuffled_order(cells.alive, cells.cell_id, self.kernel_seed, step_id)
+            mot_k.move_cells(cells.z, cells.y, cells.x, cells.alive, cells.cell_id,
+                             cells.dirz, cells.diry, cells.dirx, hop_prob, persistence, chemo,
+                             grad[0], grad[1], grad[2], cells.occ, self.wall,
+                             self.kernel_seed, np.int64(self.tick), order, k)
+
+    def _bone_step(self, dt_days: float) -> None:
+        cells, lat = self.cells, self.lattice
+        self.rules.remodel(self, dt_days)
+        vv = np.float32(lat.voxel_volume_um3)
+        oc = cells.slots_of_type(TYPE_CODES["osteoclast"])
+        ob = cells.slots_of_type(TYPE_CODES["osteoblast"])
+        changed = False
+        if oc.size:
+            radius = np.zeros(cells.capacity, np.int64)
+            radius[oc] = 1 + cells.nuclei[oc].astype(np.int64) // 8
+            cap = int(np.floor(cells.credit[oc] / vv).sum())
+            out = np.empty(max(cap, 1), np.int64)
+            n = bone_k.resorb(lat.bone, lat.vessel, oc, cells.z, cells.y, cells.x, cells.credit,
+                              radius, vv, out)
+            if n:
+                self.wall.ravel()[out[:n]] = lat.vessel.ravel()[out[:n]]
+                self.bone_resorbed_voxels += n
+                self._resorbed_since_frame += n
+                changed = True
+        if ob.size:
+            cap = int(np.floor(cells.credit[ob] / vv).sum())
+            out = np.empty(max(cap, 1), np.int64)
+            n = bone_k.form(lat.bone, self.wall, cells.occ, ob, cells.z, cells.y, cells.x,
+                            cells.credit, vv, out)
+            if n:
+                self.bone_formed_voxels += n
+                self._formed_since_frame += n
+                changed = True
+        if changed and self.fields is not None:
+            self.fields.set_solid(lat.bone)
+
+    # ----------------------------------------------------------------- stepping
+    def _notify(self, hook: str) -> None:
+        for ob in self.observers:
+            getattr(ob, hook, lambda m: None)(self)
+
+    def start(self) -> None:
+        """Notify observers and record frame 0 (called by :meth:`run` or the first step)."""
+        if not self._started:
+            self._started = True
+            self.rules.forcing(self, self.t_days)
+            self._notify("on_start")
+            self._notify("on_frame")
+
+    def step(self) -> None:
+        """Advance one movement tick."""
+        self.start()
+        tick = self.tick
+        dt_min = self.dt_move_min
+        self.rules.forcing(self, self.t_days)
+        if tick % self.every_decide == 0 and tick > 0:
+            self.rules.decide(self, self.every_decide * dt_min / 1440.0)
+            self.apply_changes()
+            self.rules.set_rates(self)
+        if self.fields is not None and tick % self.every_field == 0:
+            self._field_step()
+        self._move_step()
+        s = self.cells.alive_slots()
+        self.cells.age_days[s] += np.float32(dt_min / 1440.0)
+        self.tick += 1
+        if self.tick % self.every_bone == 0:
+            self._bone_step(self.every_bone * dt_min / 1440.0)
+        self._notify("on_tick")
+        if self.tick % self.every_frame == 0 or self.tick == self.n_ticks:
+            self._notify("on_frame")
+            self._resorbed_since_frame = 0
+            self._formed_since_frame = 0
+            self._last_frame_tick = self.tick
+
+    def run(self, days: float | None = None) -> None:
+        """Run for ``days`` (default: the scenario's ``run.days``), then notify ``on_end``."""
+        n = self.n_ticks if days is None else int(math.ceil(days * 1440.0 / self.dt_move_min))
+        self.n_ticks = self.tick + n if days is not None else self.n_ticks
+        self.start()
+        while self.tick < self.n_ticks:
+            self.step()
+        self._notify("on_end")
+
+    # ----------------------------------------------------------------- readouts
+    def readouts(self) -> dict[str, float]:
+        """Headline readouts of the current state (see docs/file-format.md for units)."""
+        lat, cells = self.lattice, self.cells
+        m = plate_morphometry(lat.bone, lat.voxel_um)
+        out: dict[str, float] = {"t_days": self.t_days}
+        out.update({k: v for k, v in m.items()})
+        alive = cells.alive == 1
+        for code, name in enumerate(TYPE_NAMES):
+            out[f"n_{name}"] = float(np.count_nonzero(alive & (cells.type == code)))
+        from .cells import State
+        reg = alive & (cells.type == TYPE_CODES["tcell"]) & ((cells.state & State.REGULATORY) != 0)
+        out["n_treg"] = float(np.count_nonzero(reg))
+        ticks = max(self.tick - self._last_frame_tick, 1)
+        days = ticks * self.dt_move_min / 1440.0
+        vv_mm3 = lat.voxel_volume_um3 * 1e-9
+        out["resorbed_mm3_per_day"] = self._resorbed_since_frame * vv_mm3 / days if self.tick else 0.0
+        out["formed_mm3_per_day"] = self._formed_since_frame * vv_mm3 / days if self.tick else 0.0
+        if self.fields is not None:
+            marrow = lat.bone == 0
+            for i, n in enumerate(self.field_names):
+                out[f"mean_{n}_pM"] = float(self.fields.c[i][marrow].astype(np.float64).mean())
+        return out

@@ -1,0 +1,119 @@
+"""Run a scenario end to end: model + run-file writer + progress bar."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .config import Scenario, load_scenario
+from .io import RunWriter
+from .model import NicheModel, Observer
+
+__all__ = ["run", "RunResult", "default_output"]
+
+
+class _Progress(Observer):
+    def __init__(self, enabled: bool | None):
+        self.enabled = enabled
+        self.bar = None
+
+    def on_start(self, model):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=model.n_ticks, unit="tick", desc=model.scenario.name,
+                        disable=None if self.enabled is None else not self.enabled,
+                        leave=False)
+
+    def on_tick(self, model):
+        if self.bar is not None:
+            self.bar.update(1)
+            if model.tick % 60 == 0:
+                self.bar.set_postfix(day=f"{model.t_days:.2f}", cells=model.cells.n_alive)
+
+    def on_end(self, model):
+        if self.bar is not None:
+            self.bar.close()
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns."""
+
+    path: Path | None
+    wall_s: float
+    frames: int
+    readouts: dict[str, float]
+    model: NicheModel = field(repr=False)
+
+
+def default_output(sc: Scenario) -> Path:
+    return Path("runs") / f"{sc.name}_seed{sc.run.seed}.h5"
+
+
+def run(
+    scenario: Scenario | str | Path,
+    out: str | Path | None = None,
+    *,
+    seed: int | None = None,
+    days: float | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: bool | None = False,
+    write: bool = True,
+) -> RunResult:
+    """Run a scenario and write its run file.
+
+    Args:
+        scenario: a :class:`Scenario`, a TOML path or a scenario name.
+        out: run-file path (default ``runs/<name>_seed<seed>.h5``).
+        seed: overrides ``run.seed``; days: overrides ``run.days``.
+        overrides: ``["a.b=v", ...]`` or ``{"a.b": v}``.
+        overwrite: replace an existing ``out``.
+        progress: show a progress bar (None: only on a terminal).
+        write: write a run file (False: run in memory only).
+
+    Returns:
+        :class:`RunResult` with the path, wall time, frame count and final readouts.
+    """
+    ov = dict(overrides) if isinstance(overrides, Mapping) else None
+    if not isinstance(scenario, Scenario):
+        from .config import parse_overrides
+
+        ov = parse_overrides(overrides)
+        if seed is not None:
+            ov["run.seed"] = int(seed)
+        if days is not None:
+            ov["run.days"] = float(days)
+        scenario = load_scenario(scenario, ov)
+    else:
+        upd = dict(ov or {})
+        if overrides is not None and not isinstance(overrides, Mapping):
+            from .config import parse_overrides
+
+            upd.update(parse_overrides(overrides))
+        if seed is not None:
+            upd["run.seed"] = int(seed)
+        if days is not None:
+            upd["run.days"] = float(days)
+        if upd:
+            raw = scenario.model_dump(mode="python", exclude_none=True)
+            scenario = load_scenario(raw, upd)
+    writer = None
+    if write:
+        path = Path(out) if out is not None else default_output(scenario)
+        writer = RunWriter(path, overwrite=overwrite)
+    t0 = time.perf_counter()
+    observers: list[Observer] = [_Progress(progress)]
+    if writer is not None:
+        observers.insert(0, writer)
+    model = NicheModel(scenario, observers=observers)
+    try:
+        model.run()
+    except BaseException:
+        if writer is not None:
+            writer.close(complete=False)
+        raise
+    wall = time.perf_counter() - t0
+    return RunResult(path=writer.path if writer else None, wall_s=wall,
+                     frames=writer.frames if writer else 0, readouts=model.readouts(), model=model)

@@ -1,0 +1,102 @@
+"""NicheModel: invariants through steps, Mesa handles in sync, remodelling consistency."""
+import numpy as np
+import pytest
+
+from niche import NicheModel, load_scenario
+from niche.agents import AGENT_CLASSES, ILC2, Monocyte, Osteoblast, Osteoclast, TCell
+from niche.cells import TYPE_CODES, State
+
+from .conftest import tiny_overrides
+
+
+def small_model(days=0.25, **extra):
+    ov = tiny_overrides(days)
+    ov.update({"domain.shape_voxels": [20, 20, 20]})
+    ov.update(extra)
+    return NicheModel(load_scenario("default", ov))
+
+
+def handles_match(model):
+    cells = model.cells
+    for cls in AGENT_CLASSES:
+        slots = sorted(a.slot for a in model.agents_by_type[cls])
+        expect = sorted(cells.slots_of_type(cls.type_code).tolist())
+        assert slots == expect, cls.__name__
+    assert len(model.agents) == cells.n_alive
+
+
+def test_invariants_over_many_steps():
+    m = small_model(days=1.0)
+    assert m.cells.n_alive > 100
+    bone0 = m.lattice.bone.copy()
+    m.start()
+    for _ in range(m.n_ticks):
+        m.step()
+        if m.tick % 30 == 0:
+            m.cells.check(wall=m.wall)
+            assert np.array_equal(m.wall, m.lattice.bone | m.lattice.vessel)
+            assert np.all(m.fields.c[:, m.lattice.bone == 1] == 0)
+    m.cells.check(wall=m.wall)
+    handles_match(m)
+    assert not np.array_equal(bone0, m.lattice.bone), "no remodelling happened in 1 day"
+    assert np.all(m.lattice.bone[m.lattice.vessel == 1] == 0)
+
+
+def test_handles_track_births_deaths_fusion_and_differentiation():
+    m = small_model()
+    handles_match(m)
+    mono = m.cells.slots_of_type(TYPE_CODES["monocyte"])
+    oc = m.cells.slots_of_type(TYPE_CODES["osteoclast"])
+    assert mono.size > 10 and oc.size >= 1
+    n_oc0 = len(m.agents_by_type[Osteoclast])
+    nuc0 = int(m.cells.nuclei[oc[0]])
+    # differentiate two monocytes into osteoclasts, fuse two more into the first osteoclast,
+    # kill three, and add five T cells
+    m.changes.differentiate(mono[:2], TYPE_CODES["osteoclast"], int(State.RESORBING))
+    m.changes.fuse(mono[2:4], [oc[0], oc[0]])
+    m.changes.die(mono[4:7])
+    m.changes.birth_random(TYPE_CODES["tcell"], 5)
+    n_t0 = len(m.agents_by_type[TCell])
+    n_m0 = len(m.agents_by_type[Monocyte])
+    m.apply_changes()
+    handles_match(m)
+    assert len(m.agents_by_type[Osteoclast]) == n_oc0 + 2
+    assert len(m.agents_by_type[Monocyte]) == n_m0 - 7
+    assert len(m.agents_by_type[TCell]) == n_t0 + 5
+    assert m.cells.nuclei[oc[0]] == nuc0 + 2
+    h = m.handle(mono[0])
+    assert isinstance(h, Osteoclast) and h.is_resorbing
+    m.cells.check(wall=m.wall)
+
+
+def test_handle_attributes_are_views():
+    m = small_model()
+    t = next(iter(m.agents_by_type[TCell]))
+    z, y, x = t.position
+    assert m.cells.occ[z, y, x] == t.slot + 1
+    t.state = State.REGULATORY
+    assert m.cells.state[t.slot] == State.REGULATORY and t.is_regulatory
+    with pytest.raises(ValueError):
+        bz, by, bx = np.argwhere(m.lattice.bone == 1)[0]
+        t.position = (bz, by, bx)
+    assert isinstance(ILC2, type) and isinstance(Osteoblast, type)
+
+
+def test_remodelling_keeps_solver_and_cells_consistent():
+    m = small_model(days=1.0, **{"cells.osteoclast.initial_per_mm3": 20000.0,
+                                 "cells.osteoclast.resorption_um3_per_day_per_nucleus": 20000.0})
+    bv0 = m.lattice.bone.sum()
+    m.run()
+    assert m.lattice.bone.sum() < bv0
+    assert np.array_equal(m.fields.solid, m.lattice.bone)
+    assert np.all(m.fields.c[:, m.lattice.bone == 1] == 0)
+    m.cells.check(wall=m.wall)
+    r = m.readouts()
+    assert r["bv_tv"] == pytest.approx(m.lattice.bone.mean())
+
+
+def test_readouts_count_cells():
+    m = small_model()
+    r = m.readouts()
+    for name, code in TYPE_CODES.items():
+        assert r[f"n_{name}"] == m.cells.slots_of_type(code).size
