@@ -27,9 +27,9 @@ from .kernels import diffusion as _k
 __all__ = ["FieldSolver"]
 
 # Cache working set targeted by one z-sweep task (bytes): the column block of
-# the field, its Thomas temporaries and its flags stay in L2 between the
-# forward and the backward pass.
-_Z_BLOCK_BYTES = 512 * 1024
+# the field, its Thomas temporaries and its flags stay in the last-level
+# cache between the forward and the backward pass.
+_Z_BLOCK_BYTES = 4 * 1024 * 1024
 
 
 def _per_substrate(name: str, values, n: int, *, allow_inf: bool = False) -> np.ndarray:
@@ -169,7 +169,7 @@ class FieldSolver:
         self._fxt = np.empty((2, Z, X, Y), np.uint8)
         self._rebuild_flags()
         per_pos = Z * (2 * dt.itemsize + 1)
-        self._block = max(16, (_Z_BLOCK_BYTES // per_pos) // 16 * 16)
+        self._block = max(64, (_Z_BLOCK_BYTES // per_pos) // 64 * 64)
 
     # ----------------------------------------------------------------- basics
     @property
@@ -252,10 +252,18 @@ class FieldSolver:
             raise ValueError(f"n_steps must be >= 0, got {n_steps}")
         coef, opts = self._coefficients()
         nchunk = numba.get_num_threads()
+        S = self.n_substrates
+        Z, Y, X = self.shape
+        # enough z-sweep tasks to keep every thread busy (results do not
+        # depend on the block size)
+        block = self._block
+        want = 4 * nchunk
+        if S * -(-Y * X // block) < want:
+            block = max(64, -(-Y * X * S // want))
         for _ in range(n_steps):
             _k.react_diffuse_z(self.c, self.source, self.uptake, self.vmax, self._fz,
-                               coef, opts, self._block, nchunk)
-            _k.diffuse_yx(self.c, self._fy, self._fxt, coef, opts, nchunk)
+                               coef, opts, 0, S, block, nchunk)
+            _k.diffuse_yx(self.c, self._fy, self._fxt, coef, opts, 0, S, nchunk)
             self.time_s += self.dt_s
 
     def total_mass(self) -> np.ndarray:

@@ -172,7 +172,7 @@ class RunWriter:
             ds[start:] = getattr(cells, _STORE_NAME.get(col, col))[s]
         off.resize((k + 2,))
         off[k + 1] = start + s.size
-        ro = model.readouts()
+        ro = model.frame_readouts
         for name in self.readout_names:
             ds = f["readouts"][name]
             ds.resize((k + 1,))

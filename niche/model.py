@@ -200,6 +200,7 @@ class NicheModel(mesa.Model):
         self._resorbed_since_frame = 0
         self._formed_since_frame = 0
         self._last_frame_tick = 0
+        self.frame_readouts: dict[str, float] = {}
 
         self.rules.initialise(self)
         self.apply_changes()
@@ -388,7 +389,7 @@ class NicheModel(mesa.Model):
             self._started = True
             self.rules.forcing(self, self.t_days)
             self._notify("on_start")
-            self._notify("on_frame")
+            self._frame()
 
     def step(self) -> None:
         """Advance one movement tick."""
@@ -410,10 +411,15 @@ class NicheModel(mesa.Model):
             self._bone_step(self.every_bone * dt_min / 1440.0)
         self._notify("on_tick")
         if self.tick % self.every_frame == 0 or self.tick == self.n_ticks:
-            self._notify("on_frame")
-            self._resorbed_since_frame = 0
-            self._formed_since_frame = 0
-            self._last_frame_tick = self.tick
+            self._frame()
+
+    def _frame(self) -> None:
+        """Compute the frame's readouts, notify observers, start the next interval."""
+        self.frame_readouts = self.readouts()
+        self._notify("on_frame")
+        self._resorbed_since_frame = 0
+        self._formed_since_frame = 0
+        self._last_frame_tick = self.tick
 
     def run(self, days: float | None = None) -> None:
         """Run for ``days`` (default: the scenario's ``run.days``), then notify ``on_end``."""

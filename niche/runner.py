@@ -116,4 +116,5 @@ def run(
         raise
     wall = time.perf_counter() - t0
     return RunResult(path=writer.path if writer else None, wall_s=wall,
-                     frames=writer.frames if writer else 0, readouts=model.readouts(), model=model)
+                     frames=writer.frames if writer else 0, readouts=model.frame_readouts,
+                     model=model)

@@ -70,19 +70,23 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 __all__ = [
-    "L_LO", "L_UP", "V_SOLID", "V_DIR", "C_R", "C_DT", "C_K", "C_KM", "C_DVAL",
+    "L_LO", "L_UP", "V_SOLID", "V_DIR", "K_UP", "K_LO", "K_BOTH", "C_R", "C_DT", "C_K", "C_KM", "C_DVAL",
     "NCOEF", "O_MM", "O_DIR", "NOPT", "build_flags", "transpose2d",
     "react_diffuse_z", "diffuse_yx", "step", "scatter_cells", "clear",
     "clear_sources", "sample_at", "gradient_at",
 ]
 
-# Link bits of the per-axis flag arrays (bit set = the link to that neighbour
-# is open: the neighbour exists and neither voxel is solid).
+# Link bits of the z flag array (bit set = the link to that neighbour is
+# open: the neighbour exists and neither voxel is solid) and voxel bits.
 L_LO = 1
 L_UP = 2
-# Voxel bits, stored in the z flag array only.
 V_SOLID = 4
 V_DIR = 8
+# Link codes of the y and x flag arrays: 0 none open, 1 upper only, 2 lower
+# only, 3 both (lower open <=> code >= 2), which decodes with byte compares.
+K_UP = 1
+K_LO = 2
+K_BOTH = 3
 
 C_R = 0
 C_DT = 1
@@ -128,14 +132,14 @@ def build_flags(solid, dirichlet, fz, fy, fxt):
                     a |= L_UP
                 b = 0
                 if y > 0 and solid[z, y - 1, x] == 0:
-                    b |= L_LO
+                    b |= K_LO
                 if y < Y - 1 and solid[z, y + 1, x] == 0:
-                    b |= L_UP
+                    b |= K_UP
                 d = 0
                 if x > 0 and solid[z, y, x - 1] == 0:
-                    d |= L_LO
+                    d |= K_LO
                 if x < X - 1 and solid[z, y, x + 1] == 0:
-                    d |= L_UP
+                    d |= K_UP
                 fz[0, z, y, x] = a
                 fy[0, z, y, x] = b
                 fxt[0, z, x, y] = d
@@ -274,7 +278,8 @@ def _fwd2_first(P, F, E, r):
     one = P.dtype.type(1)
     zero = P.dtype.type(0)
     for p in range(P.shape[1]):
-        up = r if (F[0, p] & L_UP) != 0 else zero
+        fp = F[0, p]
+        up = r if (fp == K_UP) | (fp == K_BOTH) else zero
         m = one / (one + up)
         E[0, p] = up * m
         P[0, p] = P[0, p] * m
@@ -286,8 +291,8 @@ def _fwd2(P, i, F, E, r):
     zero = P.dtype.type(0)
     for p in range(P.shape[1]):
         fp = F[i, p]
-        lo = r if (fp & L_LO) != 0 else zero
-        up = r if (fp & L_UP) != 0 else zero
+        lo = r if fp >= K_LO else zero
+        up = r if (fp == K_UP) | (fp == K_BOTH) else zero
         m = one / (one + up + lo * (one - E[i - 1, p]))
         E[i, p] = up * m
         P[i, p] = (P[i, p] + lo * P[i - 1, p]) * m
@@ -346,8 +351,9 @@ def _react_row(v, sr, ur, vr, f, dt, k, km, dval, use_mm, use_dir):
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
-def react_diffuse_z(c, src, upt, vmax, fz, coef, opts, block, nchunk):
-    """Reaction step fused with the z-direction implicit diffusion sweep.
+def react_diffuse_z(c, src, upt, vmax, fz, coef, opts, s0, s1, block, nchunk):
+    """Reaction step fused with the z-direction implicit diffusion sweep,
+    for substrates ``s0 <= s < s1``.
 
     The (y, x) positions are cut into blocks of ``block`` consecutive
     positions; a task is one block of one substrate and runs the Thomas
@@ -364,15 +370,16 @@ def react_diffuse_z(c, src, upt, vmax, fz, coef, opts, block, nchunk):
     u3 = upt.reshape((S, Z, YX))
     v3 = vmax.reshape((S, Z, YX))
     f3 = fz.reshape((2, Z, YX))
+    ns = s1 - s0
     block = max(1, min(block, YX))
     nblk = (YX + block - 1) // block
-    ntask = S * nblk
+    ntask = ns * nblk
     nt = max(1, min(nchunk, ntask))
     for t in prange(nt):
         E = np.empty((Z, block), c.dtype)
         for task in range(t * ntask // nt, (t + 1) * ntask // nt):
-            s = task % S
-            p0 = (task // S) * block
+            s = s0 + task % ns
+            p0 = (task // ns) * block
             p1 = min(YX, p0 + block)
             n = p1 - p0
             r = coef[s, C_R]
@@ -401,25 +408,26 @@ def react_diffuse_z(c, src, upt, vmax, fz, coef, opts, block, nchunk):
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
-def diffuse_yx(c, fy, fxt, coef, opts, nchunk):
+def diffuse_yx(c, fy, fxt, coef, opts, s0, s1, nchunk):
     """Implicit diffusion sweeps along y and then x, fused per z plane.
 
     For one plane: the y solve runs vectorised across x and its back
     substitution writes the result transposed into a per-thread buffer; the
     x solve then runs on that buffer vectorised across y and its back
     substitution writes the result transposed back into ``c``.  Tasks
-    (z plane, substrate) are ordered plane-major.
+    (z plane, substrate ``s0 <= s < s1``) are ordered plane-major.
     """
     S, Z, Y, X = c.shape
-    ntask = S * Z
+    ns = s1 - s0
+    ntask = ns * Z
     nt = max(1, min(nchunk, ntask))
     for t in prange(nt):
         Ey = np.empty((Y, X), c.dtype)
         T = np.empty((X, Y), c.dtype)
         Ex = np.empty((X, Y), c.dtype)
         for task in range(t * ntask // nt, (t + 1) * ntask // nt):
-            s = task % S
-            z = task // S
+            s = s0 + task % ns
+            z = task // ns
             r = coef[s, C_R]
             if r == 0:
                 continue
@@ -429,16 +437,24 @@ def diffuse_yx(c, fy, fxt, coef, opts, nchunk):
             _solve_transpose(T, fxt[fv, z], Ex, r, P)
 
 
-def step(c, src, upt, vmax, fz, fy, fxt, coef, opts, block, nchunk=None):
+def step(c, src, upt, vmax, fz, fy, fxt, coef, opts, block, nchunk=None,
+         group=1):
     """One full step: reaction + z sweep, then fused y/x sweeps.
 
-    ``nchunk`` (default: numba's current thread count) is the number of
-    contiguous work ranges handed to the parallel loops; results do not
-    depend on it."""
+    Substrates are advanced ``group`` at a time (z pass then y/x pass for
+    the group, so the y/x pass finds the group's fields still in the
+    last-level cache).  ``nchunk`` (default: numba's current thread count)
+    is the number of contiguous work ranges handed to the parallel loops.
+    Results depend on neither."""
     if nchunk is None:
         nchunk = numba.get_num_threads()
-    react_diffuse_z(c, src, upt, vmax, fz, coef, opts, block, nchunk)
-    diffuse_yx(c, fy, fxt, coef, opts, nchunk)
+    S = c.shape[0]
+    group = max(1, min(int(group), S))
+    for s0 in range(0, S, group):
+        s1 = min(S, s0 + group)
+        react_diffuse_z(c, src, upt, vmax, fz, coef, opts, s0, s1, block,
+                        nchunk)
+        diffuse_yx(c, fy, fxt, coef, opts, s0, s1, nchunk)
 
 
 @numba.njit(cache=True, error_model="numpy")

@@ -53,17 +53,35 @@ fails too it stays put this substep (its new direction is kept).
 Hop speeds above one voxel per step: the caller calls the kernel several times
 per step with ``substep = 0, 1, ...`` (and hop_prob = speed*dt/dx/n_sub).
 
-Draw indices used per cell and call (stream ``STREAM_MOVE``, counter
-cell_id, step key from (seed, step * 2**20 + substep)): 0,1 random unit
-vector; 2 hop decision; 3,4,5 rounding of the z, y, x components.
-"""
+Random numbers per cell and call: stream ``STREAM_MOVE``, counter cell_id,
+step counter ``step * 2**20 + substep``; draw 0 hop decision, 1-3 rounding of
+the z, y, x components, 4 random unit vector.
+
+Implementation and performance
+------------------------------
+``move_cells`` has the semantics of a serial loop over ``order``, but only the
+occupancy check and the move are inherently serial.  It runs in passes:
+(A) per slot, branch-free and vectorised: new direction and the two candidate
+target voxels, packed into one int64; (B) compact the cells that try to hop,
+in ``order``; (C) serial resolution against ``occ`` / ``wall`` -- branch-free,
+with software prefetch a few cells ahead, since the lattice does not fit in
+cache and this pass is bound by memory latency; (D) per slot: apply the moves
+to z, y, x.  All kernels here are single-threaded except
+``move_cells_slabs``.  On a 2-vCPU machine a parallel region bought nothing
+(pass A is memory-bound) and, with GNU OpenMP's default spin-waiting
+(OMP_WAIT_POLICY unset), each parallel region cost ~8 ms there; set
+``OMP_WAIT_POLICY=passive`` (or use the workqueue/TBB layer) before using
+parallel kernels on such machines.
+""""""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from niche.kernels.rng import (
     STREAM_DIVIDE,
@@ -109,6 +127,36 @@ _J_ROUND = 1
 _J_UNIT = 4
 _STAY = 13  # neighbour code of (0, 0, 0); code = (dz+1)*9 + (dy+1)*3 + (dx+1)
 _LO32 = np.int64(0xFFFFFFFF)
+_LOOKAHEAD = 16  # cells ahead whose voxels _resolve prefetches
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx, write):
+    """Cache prefetch hint for ``arr[idx]`` (1-d contiguous array).
+
+    Lowered to ``llvm.prefetch`` (e.g. PREFETCHW / PREFETCHT0 on x86): no
+    effect on results, never faults.  ``write`` must be a literal 0 / 1.
+    """
+    if not (isinstance(arr, types.Array) and isinstance(idx, types.Integer)
+            and isinstance(write, types.IntegerLiteral)):
+        return None
+    rw = int(write.literal_value)
+    sig = types.void(arr, idx, write)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        i = context.cast(builder, args[1], signature.args[1], types.intp)
+        ptr = builder.gep(ary.data, [i])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+        # (address, rw, locality 3 = keep in all levels, 1 = data cache)
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(rw), i32(3),
+                          i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, inline="always")
@@ -134,11 +182,11 @@ def _code_offsets(Y, X):
     return offs
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy")  # IEEE division: no zero checks
 def _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
           hop_prob, persistence, chemo_strength, gradz, grady, gradx, plan,
           res):
-    """Pass A, per slot, independent, branch-free (vectorisable).
+    """Pass A: per slot, independent, branch-free (LLVM vectorises it).
 
     Updates the direction of every alive cell with hop_prob > 0 and encodes
     its hop attempt in ``plan[s]`` = cur | code1 << 32 | code2 << 37, where
@@ -146,9 +194,9 @@ def _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
     of the primary / fallback target (``_STAY`` where that target does not
     exist or is outside the domain).  plan[s] = -1: nothing to do (dead,
     hop_prob <= 0, no hop this call, or no target inside the domain).
-    res[s] is set to ``_STAY``.
+    res[s] is set to ``_STAY`` (no move) for every slot.
     """
-    for s in prange(alive.shape[0]):
+    for s in range(alive.shape[0]):
         hp = np.float64(hop_prob[s])
         active = (alive[s] != 0) & (hp > 0.0)
         ck = counter_key(kstep, cell_id[s])
@@ -174,13 +222,15 @@ def _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
         dx += f * gx
         n2 = dz * dz + dy * dy + dx * dx
         nonzero = n2 > 1e-20
-        f = 1.0 / math.sqrt(n2) if nonzero else 0.0
-        dz = dz * f if nonzero else rz
-        dy = dy * f if nonzero else ry
-        dx = dx * f if nonzero else rx
-        dirz[s] = np.float32(dz) if active else d0z
-        diry[s] = np.float32(dy) if active else d0y
-        dirx[s] = np.float32(dx) if active else d0x
+        dz = dz if nonzero else rz
+        dy = dy if nonzero else ry
+        dx = dx if nonzero else rx
+        # the target choice below is scale-invariant, so only the stored
+        # direction is normalised (keeps sqrt and division off its path)
+        f = 1.0 / math.sqrt(n2) if nonzero else 1.0
+        dirz[s] = np.float32(dz * f) if active else d0z
+        diry[s] = np.float32(dy * f) if active else d0y
+        dirx[s] = np.float32(dx * f) if active else d0x
 
         # ---- hop decision and targets --------------------------------------
         hopf = active & ((hp >= 1.0) | (uniform(ck, _J_HOP) < hp))
@@ -222,46 +272,99 @@ def _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
         res[s] = _STAY
 
 
+_PLAN_CHUNK = 8192  # slots per parallel work item (fixed: results are
+#                     per slot anyway, this only sets the granularity)
+
+
+@njit(cache=True, parallel=True)
+def _plan_parallel(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
+                   hop_prob, persistence, chemo_strength, gradz, grady,
+                   gradx, plan, res):
+    n = alive.shape[0]
+    nchunk = (n + _PLAN_CHUNK - 1) // _PLAN_CHUNK
+    for c in prange(nchunk):
+        # (slices, not an index range: a loop from 0 lets LLVM vectorise)
+        a = c * _PLAN_CHUNK
+        b = min(n, a + _PLAN_CHUNK)
+        _plan(kstep, Z, Y, X, z[a:b], y[a:b], x[a:b], alive[a:b],
+              cell_id[a:b], dirz[a:b], diry[a:b], dirx[a:b], hop_prob[a:b],
+              persistence[a:b], chemo_strength[a:b], gradz[a:b], grady[a:b],
+              gradx[a:b], plan[a:b], res[a:b])
+
+
 @njit(cache=True)
-def _resolve(order, lo, hi, plan, res, offs, occ_f, wall_f):
-    """Pass B (serial): resolve the planned hops of order[lo:hi] in order.
+def _gather(order, plan, act_s, act_p):
+    """Compact the planned hops of the listed slots, in ``order``.
+
+    act_s[:n], act_p[:n] = slot and plan of each listed cell with something
+    to do; returns n.  Branch-free (the slot is written unconditionally and
+    the counter advanced by the flag), so the random reads of ``plan``
+    overlap.  plan[s] is reset to -1: a slot listed twice is handled once.
+    """
+    n = 0
+    m = order.shape[0]
+    for k in range(m):
+        _prefetch(plan, order[min(k + _LOOKAHEAD, m - 1)], 1)
+        s = order[k]
+        pk = plan[s]
+        plan[s] = -1
+        act_s[n] = s
+        act_p[n] = pk
+        n += np.int64(pk >= 0)
+    return n
+
+
+@njit(cache=True)
+def _resolve(act_s, act_p, lo, hi, res, offs, occ_f, wall_f):
+    """Pass B (serial): resolve the compacted hops act[lo:hi] in order.
 
     A cell takes its primary target if free, else its fallback if free,
-    else stays; the code taken goes to res[s].  Returns the hop count.
-    Branch-free apart from skipping idle cells, so that the memory accesses
-    of consecutive cells overlap.
+    else stays; the neighbour code taken goes to res[s].  Returns the hop
+    count.  Written for memory-level parallelism (the lattice is far larger
+    than the caches): software prefetch ``_LOOKAHEAD`` cells ahead, no
+    branches, all stores go to lines loaded in the same iteration (occ[cur]
+    is read although its value, slot + 1, is known).
     """
     hops = 0
     for k in range(lo, hi):
-        s = order[k]
-        pk = plan[s]
-        if pk < 0:
-            continue
-        plan[s] = -1  # a slot listed twice is handled once
+        # prefetch the voxels (and result byte) of the cell _LOOKAHEAD ahead
+        ka = min(k + _LOOKAHEAD, hi - 1)
+        pa = act_p[ka]
+        ca = pa & _LO32
+        a1 = ca + offs[(pa >> 32) & 31]
+        a2 = ca + offs[(pa >> 37) & 31]
+        _prefetch(occ_f, ca, 1)
+        _prefetch(occ_f, a1, 1)
+        _prefetch(occ_f, a2, 1)
+        _prefetch(wall_f, a1, 0)
+        _prefetch(wall_f, a2, 0)
+        _prefetch(res, act_s[ka], 1)
+
+        pk = act_p[k]
         cur = pk & _LO32
         c1 = (pk >> 32) & 31
         c2 = (pk >> 37) & 31
         t1 = cur + offs[c1]
         t2 = cur + offs[c2]
+        me = occ_f[cur]
         f1 = (occ_f[t1] == 0) & (wall_f[t1] == 0)
         f2 = (occ_f[t2] == 0) & (wall_f[t2] == 0)
         dest = t1 if f1 else (t2 if f2 else cur)
-        code = c1 if f1 else (c2 if f2 else _STAY)
         occ_f[cur] = 0
-        occ_f[dest] = s + 1
-        res[s] = code
+        occ_f[dest] = me
+        res[act_s[k]] = c1 if f1 else (c2 if f2 else _STAY)
         hops += np.int64(dest != cur)
     return hops
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _commit(res, z, y, x):
-    """Pass C, per slot: apply the taken neighbour code to z, y, x."""
-    for s in prange(res.shape[0]):
-        c = np.int64(res[s])
-        z[s] = z[s] + (c // 9 - 1)
-        y[s] = y[s] + (c // 3 % 3 - 1)
-        x[s] = x[s] + (c % 3 - 1)
+    """Pass C (per slot): apply the neighbour code res[s]."""
+    for s in range(res.shape[0]):
+        c = np.int32(res[s])
+        z[s] += c // 9 - 1
+        y[s] += c // 3 % 3 - 1
+        x[s] += c % 3 - 1
 
 
 @njit(cache=True)
@@ -306,14 +409,17 @@ def move_cells(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
     _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
           hop_prob, persistence, chemo_strength, gradz, grady, gradx, plan,
           res)
-    hops = _resolve(order, 0, order.shape[0], plan, res, _code_offsets(Y, X),
+    act_s = np.empty(order.shape[0], dtype=np.int64)
+    act_p = np.empty(order.shape[0], dtype=np.int64)
+    n_act = _gather(order, plan, act_s, act_p)
+    hops = _resolve(act_s, act_p, 0, n_act, res, _code_offsets(Y, X),
                     occ.reshape(-1), wall.reshape(-1))
     _commit(res, z, y, x)
     return hops
 
 
 @njit(cache=True, parallel=True)
-def _resolve_slabs(bucket, starts, nslab, first, plan, res, offs, occ_f,
+def _resolve_slabs(act_s, act_p, starts, nslab, first, res, offs, occ_f,
                    wall_f):
     hops = 0
     for phase in range(2):
@@ -321,7 +427,7 @@ def _resolve_slabs(bucket, starts, nslab, first, plan, res, offs, occ_f,
         nb = (nslab - colour + 1) // 2  # slabs colour, colour + 2, ...
         for t in prange(nb):
             b = colour + 2 * t
-            hops += _resolve(bucket, starts[b], starts[b + 1], plan, res,
+            hops += _resolve(act_s, act_p, starts[b], starts[b + 1], res,
                              offs, occ_f, wall_f)
     return hops
 
@@ -352,29 +458,30 @@ def move_cells_slabs(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
     plan = np.empty(n, dtype=np.int64)
     res = np.empty(n, dtype=np.uint8)
     kstep = _move_key(seed, step, substep)
-    _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
-          hop_prob, persistence, chemo_strength, gradz, grady, gradx, plan,
-          res)
-    # bucket the listed cells by start slab (stable counting sort)
+    _plan_parallel(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry,
+                   dirx, hop_prob, persistence, chemo_strength, gradz, grady,
+                   gradx, plan, res)
     m = order.shape[0]
+    act_s = np.empty(m, dtype=np.int64)
+    act_p = np.empty(m, dtype=np.int64)
+    n_act = _gather(order, plan, act_s, act_p)
+    # bucket by start slab (stable counting sort)
+    per_slab = Y * X * slab
     starts = np.zeros(nslab + 1, dtype=np.int64)
-    for k in range(m):
-        pk = plan[order[k]]
-        if pk >= 0:
-            starts[(pk & _LO32) // (Y * X * slab) + 1] += 1
+    for k in range(n_act):
+        starts[(act_p[k] & _LO32) // per_slab + 1] += 1
     for b in range(nslab):
         starts[b + 1] += starts[b]
     fill = starts[:-1].copy()
-    bucket = np.empty(starts[nslab], dtype=np.int64)
-    for k in range(m):
-        s = order[k]
-        pk = plan[s]
-        if pk >= 0:
-            b = (pk & _LO32) // (Y * X * slab)
-            bucket[fill[b]] = s
-            fill[b] += 1
+    bs = np.empty(n_act, dtype=np.int64)
+    bp = np.empty(n_act, dtype=np.int64)
+    for k in range(n_act):
+        b = (act_p[k] & _LO32) // per_slab
+        bs[fill[b]] = act_s[k]
+        bp[fill[b]] = act_p[k]
+        fill[b] += 1
     first = np.int64(rand_u64(kstep, 0) & np.uint64(1))
-    hops = _resolve_slabs(bucket, starts, nslab, first, plan, res,
+    hops = _resolve_slabs(bs, bp, starts, nslab, first, res,
                           _code_offsets(Y, X), occ.reshape(-1),
                           wall.reshape(-1))
     _commit(res, z, y, x)
@@ -382,49 +489,75 @@ def move_cells_slabs(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
 
 
 @njit(cache=True)
-def shuffled_order(alive, cell_id, seed, step):
-    """Alive slots (int64) sorted by a hash of (seed, step, cell_id).
+def _order_keys(alive, cell_id, kstep, sbits, keys):
+    """keys[s] = top (64 - sbits) bits of the hash | s, or ~0 if dead."""
+    low = (np.uint64(1) << np.uint64(sbits)) - np.uint64(1)
+    for s in range(alive.shape[0]):
+        k = (counter_key(kstep, cell_id[s]) & ~low) | np.uint64(s)
+        keys[s] = k if alive[s] != 0 else ~np.uint64(0)
 
-    The order depends only on the set of cell ids, not on which slots they
-    occupy.  Sorting uses a 4-pass LSD radix sort on the top 44 bits of the
-    key with the slot as final tie-break (so it is a pure function of input).
+
+@njit(cache=True)
+def shuffled_order(alive, cell_id, seed, step):
+    """Alive slots (int64 array) in random order: sorted by a hash of
+    (seed, step, cell_id), stream ``STREAM_ORDER``.
+
+    The sort key is (top 64 - b bits of the hash, slot) with b = bits needed
+    for a slot number, so ties (probability ~n^2 / 2^(65-b)) are broken by
+    slot and the result is a pure function of the inputs; apart from such
+    ties it depends only on the set of cell ids, not on their slots.
+
+    Implementation: one uint64 per cell (hash bits | slot), LSD radix sort
+    (3 passes of 11 bits) on the top 33 bits, then an insertion pass that
+    orders the (rare, short) runs of equal top bits by the full word.
     """
-    n_alive = 0
-    for s in range(alive.shape[0]):
-        if alive[s] != 0:
-            n_alive += 1
-    keys = np.empty(n_alive, dtype=np.uint64)
-    idx = np.empty(n_alive, dtype=np.int64)
-    kstep = step_key(seed, STREAM_ORDER, step)
-    j = 0
-    for s in range(alive.shape[0]):
-        if alive[s] != 0:
-            keys[j] = counter_key(kstep, cell_id[s])
-            idx[j] = s
-            j += 1
-    # LSD radix sort on 11-bit digits of bits 20..63 (stable; initial order
-    # is ascending slot, so equal truncated keys stay in slot order)
-    keys2 = np.empty_like(keys)
-    idx2 = np.empty_like(idx)
+    N = alive.shape[0]
+    sbits = 1
+    while (np.int64(1) << sbits) < N:
+        sbits += 1
+    keys = np.empty(N, dtype=np.uint64)
+    _order_keys(alive, cell_id, step_key(seed, STREAM_ORDER, step), sbits,
+                keys)
+    dead = ~np.uint64(0)
+    n = 0
+    for s in range(N):
+        if keys[s] != dead:
+            keys[n] = keys[s]
+            n += 1
+    k1 = keys[:n]
+    k2 = np.empty(n, dtype=np.uint64)
     cnt = np.empty(2048, dtype=np.int64)
-    for p in range(4):
-        shift = np.uint64(20 + 11 * p)
+    for p in range(3):
+        shift = np.uint64(31 + 11 * p)
         cnt[:] = 0
-        for i in range(n_alive):
-            cnt[np.int64((keys[i] >> shift) & np.uint64(2047))] += 1
+        for i in range(n):
+            cnt[np.int64((k1[i] >> shift) & np.uint64(2047))] += 1
         tot = 0
         for b in range(2048):
             c = cnt[b]
             cnt[b] = tot
             tot += c
-        for i in range(n_alive):
-            b = np.int64((keys[i] >> shift) & np.uint64(2047))
-            keys2[cnt[b]] = keys[i]
-            idx2[cnt[b]] = idx[i]
-            cnt[b] += 1
-        keys, keys2 = keys2, keys
-        idx, idx2 = idx2, idx
-    return idx
+        for i in range(n):
+            v = k1[i]
+            b = np.int64((v >> shift) & np.uint64(2047))
+            j = cnt[b]
+            cnt[b] = j + 1
+            k2[j] = v
+        k1, k2 = k2, k1
+    # the LSD passes are stable but the low 31 bits were not sorted
+    for i in range(1, n):
+        kv = k1[i]
+        if k1[i - 1] > kv:  # only possible within a run of equal top bits
+            j = i - 1
+            while j >= 0 and k1[j] > kv:
+                k1[j + 1] = k1[j]
+                j -= 1
+            k1[j + 1] = kv
+    low = (np.uint64(1) << np.uint64(sbits)) - np.uint64(1)
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = np.int64(k1[i] & low)
+    return out
 
 
 @njit(cache=True)
@@ -608,16 +741,18 @@ def neighbour_free_voxel(parents, z, y, x, cell_id, occ, wall, seed, step):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def count_contacts(z, y, x, alive, occ, type_code, target_type, out):
     """out[i] = number of alive 26-neighbours of type ``target_type``.
 
-    Dead slots get 0.  Per-cell independent (parallel, deterministic).
-    ``out`` is any integer array of length N; it is also returned.
+    Dead slots get 0.  ``out`` is any integer array of length N; it is also
+    returned.  Serial: per-cell independent, so a prange version would be
+    deterministic too, but on small machines the thread start-up cost of a
+    parallel region can exceed the work (see module docstring).
     """
     Z, Y, X = occ.shape
     N = alive.shape[0]
-    for s in prange(N):
+    for s in range(N):
         if alive[s] == 0:
             out[s] = 0
             continue
