@@ -168,7 +168,7 @@ class FieldSolver:
         self._fy = np.empty((2,) + shape, np.uint8)
         self._fxt = np.empty((2, Z, X, Y), np.uint8)
         self._rebuild_flags()
-        per_pos = Z * (2 * dt.itemsize + 1)
+        per_pos = Z * (dt.itemsize + 8 + 1)
         self._block = max(64, (_Z_BLOCK_BYTES // per_pos) // 64 * 64)
 
     # ----------------------------------------------------------------- basics

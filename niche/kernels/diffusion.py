@@ -245,63 +245,67 @@ def transpose2d(a, b):
 # slices); the arithmetic per element is identical in all of them.
 @numba.njit(cache=True, error_model="numpy")
 def _fwd_first(x, f, e, r):
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
+    one = 1.0
+    zero = 0.0
+    r = np.float64(r)
     for p in range(x.shape[0]):
         up = r if (f[p] & L_UP) != 0 else zero
         m = one / (one + up)
         e[p] = up * m
-        x[p] = x[p] * m
+        x[p] = np.float64(x[p]) * m
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _fwd(x, f, gprev, eprev, e, r):
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
+    one = 1.0
+    zero = 0.0
+    r = np.float64(r)
     for p in range(x.shape[0]):
         fp = f[p]
         lo = r if (fp & L_LO) != 0 else zero
         up = r if (fp & L_UP) != 0 else zero
         m = one / (one + up + lo * (one - eprev[p]))
         e[p] = up * m
-        x[p] = (x[p] + lo * gprev[p]) * m
+        x[p] = (np.float64(x[p]) + lo * np.float64(gprev[p])) * m
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _bwd(x, e, xnext):
     for p in range(x.shape[0]):
-        x[p] = x[p] + e[p] * xnext[p]
+        x[p] = np.float64(x[p]) + e[p] * np.float64(xnext[p])
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _fwd2_first(P, F, E, r):
-    one = P.dtype.type(1)
-    zero = P.dtype.type(0)
+    one = 1.0
+    zero = 0.0
+    r = np.float64(r)
     for p in range(P.shape[1]):
         fp = F[0, p]
         up = r if (fp == K_UP) | (fp == K_BOTH) else zero
         m = one / (one + up)
         E[0, p] = up * m
-        P[0, p] = P[0, p] * m
+        P[0, p] = np.float64(P[0, p]) * m
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _fwd2(P, i, F, E, r):
-    one = P.dtype.type(1)
-    zero = P.dtype.type(0)
+    one = 1.0
+    zero = 0.0
+    r = np.float64(r)
     for p in range(P.shape[1]):
         fp = F[i, p]
         lo = r if fp >= K_LO else zero
         up = r if (fp == K_UP) | (fp == K_BOTH) else zero
         m = one / (one + up + lo * (one - E[i - 1, p]))
         E[i, p] = up * m
-        P[i, p] = (P[i, p] + lo * P[i - 1, p]) * m
+        P[i, p] = (np.float64(P[i, p]) + lo * np.float64(P[i - 1, p])) * m
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _bwd2(P, i, E):
     for p in range(P.shape[1]):
-        P[i, p] = P[i, p] + E[i, p] * P[i + 1, p]
+        P[i, p] = np.float64(P[i, p]) + E[i, p] * np.float64(P[i + 1, p])
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -376,7 +380,7 @@ def react_diffuse_z(c, src, upt, vmax, fz, coef, opts, s0, s1, block, nchunk):
     ntask = ns * nblk
     nt = max(1, min(nchunk, ntask))
     for t in prange(nt):
-        E = np.empty((Z, block), c.dtype)
+        E = np.empty((Z, block), np.float64)
         for task in range(t * ntask // nt, (t + 1) * ntask // nt):
             s = s0 + task % ns
             p0 = (task // ns) * block
@@ -422,9 +426,9 @@ def diffuse_yx(c, fy, fxt, coef, opts, s0, s1, nchunk):
     ntask = ns * Z
     nt = max(1, min(nchunk, ntask))
     for t in prange(nt):
-        Ey = np.empty((Y, X), c.dtype)
+        Ey = np.empty((Y, X), np.float64)
         T = np.empty((X, Y), c.dtype)
-        Ex = np.empty((X, Y), c.dtype)
+        Ex = np.empty((X, Y), np.float64)
         for task in range(t * ntask // nt, (t + 1) * ntask // nt):
             s = s0 + task % ns
             z = task // ns

@@ -72,7 +72,7 @@ to z, y, x.  All kernels here are single-threaded except
 (OMP_WAIT_POLICY unset), each parallel region cost ~8 ms there; set
 ``OMP_WAIT_POLICY=passive`` (or use the workqueue/TBB layer) before using
 parallel kernels on such machines.
-""""""
+"""
 
 from __future__ import annotations
 
@@ -272,24 +272,7 @@ def _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
         res[s] = _STAY
 
 
-_PLAN_CHUNK = 8192  # slots per parallel work item (fixed: results are
-#                     per slot anyway, this only sets the granularity)
-
-
-@njit(cache=True, parallel=True)
-def _plan_parallel(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
-                   hop_prob, persistence, chemo_strength, gradz, grady,
-                   gradx, plan, res):
-    n = alive.shape[0]
-    nchunk = (n + _PLAN_CHUNK - 1) // _PLAN_CHUNK
-    for c in prange(nchunk):
-        # (slices, not an index range: a loop from 0 lets LLVM vectorise)
-        a = c * _PLAN_CHUNK
-        b = min(n, a + _PLAN_CHUNK)
-        _plan(kstep, Z, Y, X, z[a:b], y[a:b], x[a:b], alive[a:b],
-              cell_id[a:b], dirz[a:b], diry[a:b], dirx[a:b], hop_prob[a:b],
-              persistence[a:b], chemo_strength[a:b], gradz[a:b], grady[a:b],
-              gradx[a:b], plan[a:b], res[a:b])
+_PLAN_CHUNK = 8192  # slots per parallel work item in move_cells_slabs
 
 
 @njit(cache=True)
@@ -396,8 +379,8 @@ def move_cells(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
     that of a serial loop over ``order`` in which each cell sees the moves of
     the cells before it.  Implementation: direction update and target choice
     depend on nothing but the cell itself and run first for all slots
-    (parallel, vectorised); only the occupancy check and the move are
-    serial.  Results do not depend on the number of threads.
+    (vectorised); only the occupancy check and the move are serial (see the
+    module docstring).  Single-threaded.
     """
     Z, Y, X = occ.shape
     if Z * Y * X >= 2**31:
@@ -418,21 +401,10 @@ def move_cells(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
     return hops
 
 
+# parallel=True here and no calls to other parallel functions: a cached
+# non-parallel function calling a parallel one can crash when loaded from the
+# cache (numba issues #4807, #8578)
 @njit(cache=True, parallel=True)
-def _resolve_slabs(act_s, act_p, starts, nslab, first, res, offs, occ_f,
-                   wall_f):
-    hops = 0
-    for phase in range(2):
-        colour = (first + phase) & 1
-        nb = (nslab - colour + 1) // 2  # slabs colour, colour + 2, ...
-        for t in prange(nb):
-            b = colour + 2 * t
-            hops += _resolve(act_s, act_p, starts[b], starts[b + 1], res,
-                             offs, occ_f, wall_f)
-    return hops
-
-
-@njit(cache=True)
 def move_cells_slabs(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
                      persistence, chemo_strength, gradz, grady, gradx, occ,
                      wall, seed, step, order, substep=0, slab=4):
@@ -458,9 +430,16 @@ def move_cells_slabs(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
     plan = np.empty(n, dtype=np.int64)
     res = np.empty(n, dtype=np.uint8)
     kstep = _move_key(seed, step, substep)
-    _plan_parallel(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry,
-                   dirx, hop_prob, persistence, chemo_strength, gradz, grady,
-                   gradx, plan, res)
+    nchunk = (n + _PLAN_CHUNK - 1) // _PLAN_CHUNK
+    for c in prange(nchunk):
+        # slices rather than an index range: a loop from 0 is vectorised
+        i0 = c * _PLAN_CHUNK
+        i1 = min(n, i0 + _PLAN_CHUNK)
+        _plan(kstep, Z, Y, X, z[i0:i1], y[i0:i1], x[i0:i1], alive[i0:i1],
+              cell_id[i0:i1], dirz[i0:i1], diry[i0:i1], dirx[i0:i1],
+              hop_prob[i0:i1], persistence[i0:i1], chemo_strength[i0:i1],
+              gradz[i0:i1], grady[i0:i1], gradx[i0:i1], plan[i0:i1],
+              res[i0:i1])
     m = order.shape[0]
     act_s = np.empty(m, dtype=np.int64)
     act_p = np.empty(m, dtype=np.int64)
@@ -481,20 +460,27 @@ def move_cells_slabs(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
         bp[fill[b]] = act_p[k]
         fill[b] += 1
     first = np.int64(rand_u64(kstep, 0) & np.uint64(1))
-    hops = _resolve_slabs(bs, bp, starts, nslab, first, res,
-                          _code_offsets(Y, X), occ.reshape(-1),
-                          wall.reshape(-1))
+    offs = _code_offsets(Y, X)
+    occ_f = occ.reshape(-1)
+    wall_f = wall.reshape(-1)
+    hops = 0
+    for phase in range(2):
+        colour = (first + phase) & 1
+        nb = (nslab - colour + 1) // 2  # slabs colour, colour + 2, ...
+        for t in prange(nb):
+            sb = colour + 2 * t
+            hops += _resolve(bs, bp, starts[sb], starts[sb + 1], res, offs,
+                             occ_f, wall_f)
     _commit(res, z, y, x)
     return hops
 
 
 @njit(cache=True)
-def _order_keys(alive, cell_id, kstep, sbits, keys):
-    """keys[s] = top (64 - sbits) bits of the hash | s, or ~0 if dead."""
+def _order_keys(cell_id, kstep, sbits, keys):
+    """keys[s] = top (64 - sbits) bits of the hash of cell_id[s] | s."""
     low = (np.uint64(1) << np.uint64(sbits)) - np.uint64(1)
-    for s in range(alive.shape[0]):
-        k = (counter_key(kstep, cell_id[s]) & ~low) | np.uint64(s)
-        keys[s] = k if alive[s] != 0 else ~np.uint64(0)
+    for s in range(cell_id.shape[0]):
+        keys[s] = (counter_key(kstep, cell_id[s]) & ~low) | np.uint64(s)
 
 
 @njit(cache=True)
@@ -516,12 +502,10 @@ def shuffled_order(alive, cell_id, seed, step):
     while (np.int64(1) << sbits) < N:
         sbits += 1
     keys = np.empty(N, dtype=np.uint64)
-    _order_keys(alive, cell_id, step_key(seed, STREAM_ORDER, step), sbits,
-                keys)
-    dead = ~np.uint64(0)
+    _order_keys(cell_id, step_key(seed, STREAM_ORDER, step), sbits, keys)
     n = 0
-    for s in range(N):
-        if keys[s] != dead:
+    for s in range(N):  # compact (in place: n <= s)
+        if alive[s] != 0:
             keys[n] = keys[s]
             n += 1
     k1 = keys[:n]

@@ -33,10 +33,13 @@ All integer arguments are reinterpreted as uint64 (two's complement wrap), so
 seeds and counters may be any int64 value.
 
 Floating point: ``uniform`` returns ``(u64 >> 11) * 2**-53`` which is exact;
-``unit_vector`` uses only +, *, sqrt (polynomial sine/cosine), so it is
-bit-identical on any IEEE-754 machine; ``normal`` calls libm ``log``/``cos``
-and is bit-reproducible on a given machine/numba build.  Nothing here is
-compiled with ``fastmath``.
+``unit_vector`` uses only +, *, sqrt (polynomial sine/cosine), so it does not
+depend on the platform's libm; ``normal`` calls libm ``log``/``cos``.  Nothing
+here is compiled with ``fastmath`` (no reassociation or FMA contraction), so
+results are bit-reproducible across processes and thread counts on a given
+machine and numba build, and very likely across x86-64 machines.
+
+From Python, pass keys (uint64 values above 2**63 - 1) as ``np.uint64``.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 __all__ = [
     "GOLDEN",
@@ -198,21 +201,21 @@ def uniform_at(seed, stream, step, counter, j):
     return uniform(counter_key(step_key(seed, stream, step), counter), j)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def uniform_array(seed, stream, step, counters, j):
     """Uniforms for many counters at one draw index (float64 array)."""
     k = step_key(seed, stream, step)
     out = np.empty(counters.shape[0], dtype=np.float64)
-    for i in prange(counters.shape[0]):
+    for i in range(counters.shape[0]):
         out[i] = uniform(counter_key(k, counters[i]), j)
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def normal_array(seed, stream, step, counters, j):
     """Standard normals for many counters (draw indices ``j``, ``j+1``)."""
     k = step_key(seed, stream, step)
     out = np.empty(counters.shape[0], dtype=np.float64)
-    for i in prange(counters.shape[0]):
+    for i in range(counters.shape[0]):
         out[i] = normal(counter_key(k, counters[i]), j)
     return out
