@@ -17,7 +17,6 @@ conc/s, Km conc.  :meth:`FieldSolver.total_mass` is in conc * um^3.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numba
 import numpy as np
@@ -26,10 +25,13 @@ from .kernels import diffusion as _k
 
 __all__ = ["FieldSolver"]
 
-# Cache working set targeted by one z-sweep task (bytes): the column block of
-# the field, its Thomas temporaries and its flags stay in the last-level
-# cache between the forward and the backward pass.
-_Z_BLOCK_BYTES = 4 * 1024 * 1024
+# z-sweep tasks: rows of up to _Z_BLOCK_POS (y, x) positions (long rows
+# amortise the per-row cost of the vectorised loops), capped so that a
+# task's column block of the field, its float64 Thomas temporaries and its
+# flags (_Z_BLOCK_BYTES) stay in the last-level cache between the forward
+# and the backward pass.
+_Z_BLOCK_POS = 4096
+_Z_BLOCK_BYTES = 8 * 1024 * 1024
 
 
 def _per_substrate(name: str, values, n: int, *, allow_inf: bool = False) -> np.ndarray:
@@ -68,10 +70,11 @@ class FieldSolver:
 
     Attributes
     ----------
-    c, source, uptake, vmax : (S, Z, Y, X) arrays of ``dtype``; the fields,
-        the source (conc/s), linear uptake rate (1/s) and Vmax (conc/s).
-        The reaction arrays start at zero and are read by every :meth:`step`;
-        callers typically :meth:`clear_rates` and :meth:`scatter` each step.
+    c, source, uptake, vmax : (S, Z, Y, X) C-contiguous arrays of ``dtype``;
+        the fields, the source (conc/s), linear uptake rate (1/s) and Vmax
+        (conc/s).  Modify them in place (do not rebind them).  The reaction
+        arrays start at zero and are read by every :meth:`step`; callers
+        typically :meth:`clear_rates` and :meth:`scatter` before each step.
     solid, dirichlet : (Z, Y, X) uint8 masks (set with :meth:`set_solid` /
         :meth:`set_dirichlet`, never in place).
     names : tuple of substrate names.
@@ -86,7 +89,8 @@ class FieldSolver:
         try:
             shape = tuple(int(v) for v in shape_zyx)
         except (TypeError, ValueError):
-            raise ValueError(f"shape_zyx must be three positive integers, got {shape_zyx!r}") from None
+            raise ValueError(
+                f"shape_zyx must be three positive integers, got {shape_zyx!r}") from None
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"shape_zyx must be three positive integers, got {shape_zyx!r}")
         if isinstance(names, str):
@@ -169,7 +173,7 @@ class FieldSolver:
         self._fxt = np.empty((2, Z, X, Y), np.uint8)
         self._rebuild_flags()
         per_pos = Z * (dt.itemsize + 8 + 1)
-        self._block = max(64, (_Z_BLOCK_BYTES // per_pos) // 64 * 64)
+        self._block = max(64, min(_Z_BLOCK_POS, _Z_BLOCK_BYTES // per_pos) // 64 * 64)
 
     # ----------------------------------------------------------------- basics
     @property
@@ -210,7 +214,8 @@ class FieldSolver:
         that way (per substrate, conc * um^3, i.e. in :meth:`total_mass`
         units) is returned, so ``mass_before == mass_after + removed``.
         Newly opened voxels hold 0 (solid voxels always do) and take part in
-        transport from the next step.
+        transport from the next step (a newly opened vessel voxel gets its
+        Dirichlet value at the next step).
         """
         m = self._mask(solid_mask, "solid")
         self.solid = m
@@ -218,7 +223,6 @@ class FieldSolver:
         removed = self.c[:, sel].sum(axis=1, dtype=np.float64) * self.voxel_volume_um3
         self.c[:, sel] = 0
         self._rebuild_flags()
-        self._impose_dirichlet()
         return removed
 
     def set_dirichlet(self, mask) -> None:
@@ -246,7 +250,9 @@ class FieldSolver:
         return coef, opts
 
     def step(self, n_steps: int = 1) -> None:
-        """Advance ``n_steps`` steps of ``dt_s``: reaction, then diffusion."""
+        """Advance ``n_steps`` steps of ``dt_s``: per step the reaction (using
+        the current ``source``, ``uptake`` and ``vmax`` arrays, which are not
+        modified), then LOD diffusion along z, y and x."""
         n_steps = int(n_steps)
         if n_steps < 0:
             raise ValueError(f"n_steps must be >= 0, got {n_steps}")

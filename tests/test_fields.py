@@ -1,6 +1,7 @@
 """Tests of the reaction-diffusion solver (niche.fields / niche.kernels.diffusion)."""
 
-import hashlib
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -58,10 +59,9 @@ def reference_step(c, src, upt, vmax, solid, dirm, r, dt, k, km, dval, don):
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
-@pytest.mark.parametrize("shape", [(7, 6, 9), (5, 17, 16), (4, 9, 1), (3, 1, 19)])
+@pytest.mark.parametrize("shape", [(7, 6, 9), (5, 17, 16), (4, 9, 1), (3, 1, 19), (1, 10, 8), (1, 1, 1)])
 def test_step_matches_dense_reference(dtype, tol, shape):
     rng = np.random.default_rng(sum(shape))
-    S = 3
     D = np.array([70.0, 500.0, 0.0])
     dx, dt = 10.0, 1.0
     km = np.array([0.5, np.inf, 2.0])
@@ -387,8 +387,6 @@ def test_bit_identical_across_thread_counts():
     assert out["1"] == out["2"]
     # and in this process (any thread count)
     ns = {}
-    import contextlib
-    import io
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         exec(DETERMINISM_SCRIPT, ns)
@@ -524,3 +522,32 @@ def test_gradient_at():
     # without the mask the bone zeros would be differenced
     K.gradient_at(fs.c, 1, np.array([2]), np.array([3]), np.array([3]), g[:1])
     assert g[0, 2] != 0.5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(8, 8), (16, 24), (13, 7), (1, 9), (30, 17)])
+def test_transpose2d(dtype, shape):
+    a = np.random.default_rng(0).random(shape).astype(dtype)
+    b = np.empty(shape[::-1], dtype)
+    K.transpose2d(a, b)
+    np.testing.assert_array_equal(b, a.T)
+
+
+def test_build_flags():
+    solid = np.zeros((3, 4, 5), np.uint8)
+    solid[1, 2, 3] = 1
+    dirm = np.zeros_like(solid)
+    dirm[1, 1, 3] = 1
+    fz = np.empty((2, 3, 4, 5), np.uint8)
+    fy = np.empty_like(fz)
+    fxt = np.empty((2, 3, 5, 4), np.uint8)
+    K.build_flags(solid, dirm, fz, fy, fxt)
+    assert fz[0, 1, 2, 3] == K.V_SOLID and fy[0, 1, 2, 3] == 0 and fxt[0, 1, 3, 2] == 0
+    assert fz[0, 0, 0, 0] == K.L_UP and fy[0, 0, 0, 0] == K.K_UP and fxt[0, 0, 0, 0] == K.K_UP
+    assert fz[0, 2, 3, 4] == K.L_LO and fy[0, 2, 3, 4] == K.K_LO and fxt[0, 2, 4, 3] == K.K_LO
+    # the vessel voxel's +y neighbour is bone; its own row is identity in variant 1
+    assert fy[0, 1, 1, 3] == K.K_LO and fxt[0, 1, 3, 1] == K.K_BOTH
+    assert fz[0, 1, 1, 3] == K.L_LO | K.L_UP | K.V_DIR
+    assert fz[1, 1, 1, 3] == K.V_DIR and fy[1, 1, 1, 3] == 0 and fxt[1, 1, 3, 1] == 0
+    # its neighbours keep their links to it in both variants
+    assert fy[1, 1, 0, 3] == K.K_UP and fz[1, 0, 1, 3] == K.L_UP

@@ -1,65 +1,95 @@
 """Numba kernels for multi-substrate reaction-diffusion on a 3D voxel lattice.
 
+Pure array functions; nothing here imports the rest of ``niche``.  The
+orchestrating class is :class:`niche.fields.FieldSolver`.
+
 Layout
 ------
 Fields are ``c[S, Z, Y, X]`` (C order), float32 or float64; every kernel is
-dtype generic (numba compiles one specialisation per dtype).  Masks are
-``uint8`` arrays shaped ``(Z, Y, X)``.
+dtype generic (numba compiles one specialisation per dtype).  The source
+``S`` (conc/s), linear uptake ``u`` (1/s) and Michaelis-Menten ``Vmax``
+(conc/s) arrays have the same shape and dtype.  Geometry enters through the
+uint8 flag arrays built by :func:`build_flags` from the ``solid`` (bone) and
+``dirichlet`` (vessel) masks.
 
 Scheme (one time step, operator splitting)
 ------------------------------------------
-1. Reaction, pointwise and semi-implicit (unconditionally stable and
-   positivity preserving)::
+1. Reaction, pointwise and semi-implicit (unconditionally stable, positivity
+   preserving), in the field dtype::
 
        c <- (c + dt*S) / (1 + dt*(k + u + Vmax/(Km + c)))
 
-   The Michaelis-Menten term is evaluated only for substrates whose ``Km`` is
-   finite.  Afterwards Dirichlet voxels (where enabled for the substrate) are
-   set to their value and solid voxels to exactly 0.
+   The Michaelis-Menten term (and the read of ``Vmax``) only for substrates
+   with ``opts[s, O_MM]`` (finite ``Km``).  Then solid voxels are set to
+   exactly 0 and, for substrates with ``opts[s, O_DIR]``, Dirichlet voxels to
+   their value.
 2. Diffusion by LOD (locally one-dimensional) *implicit Euler*: three
-   successive 1D solves ``(I - dt D d2/dq2) c_new = c`` along z, then y, then
-   x, each a tridiagonal (Thomas) solve per grid line.  For a voxel the
-   operator couples it to every neighbour that exists and is not solid with
-   ``r = D dt / dx^2``: diagonal ``1 + r * (open links)``, off-diagonal ``-r``
-   on open links, 0 on closed ones (homogeneous Neumann at domain walls and
-   at bone faces).  Solid voxels and enabled Dirichlet voxels get identity
-   rows.  The matrix columns sum to one, so with no-flux walls and obstacles
-   each sweep conserves mass up to rounding; it is an M-matrix, so the solve
-   is unconditionally stable and maps non-negative data to non-negative data.
-   The scheme is first order in time (LOD splitting + implicit Euler) and
+   successive 1D solves ``(I - dt D d2/dq2) c_new = c`` along z, y and x,
+   each a tridiagonal (Thomas) solve per grid line.  A voxel's row couples it
+   to each neighbour that exists and is not solid with ``r = D dt / dx^2``:
+   diagonal ``1 + r * (open links)``, off-diagonal ``-r`` on open links, 0 on
+   closed ones (homogeneous Neumann at the domain walls and at bone faces).
+   Solid voxels and enabled Dirichlet voxels have identity rows (their value
+   is kept).  Columns sum to one, so each sweep conserves mass with no-flux
+   walls and obstacles; the matrix is an M-matrix, so the solve is
+   unconditionally stable and maps non-negative data to non-negative data.
+   The scheme is first order in time (implicit Euler and LOD splitting) and
    second order in space.
 
-The reaction step is fused into the z sweep (it is pointwise, so this is
-exactly the same arithmetic as a separate pass), and the y and x sweeps are
-fused per z plane (the plane stays in cache; the x solve runs on a transposed
-copy so that it vectorises across lines).  Every grid line is solved by the
-same sequence of floating-point operations whichever thread handles it and
-however the work is partitioned, so results are bit-identical for any
-``NUMBA_NUM_THREADS``.  No fastmath is used.
+Thomas recursion per line (all quantities non-negative, pivots >= 1)::
 
-Thomas recursion (all quantities non-negative, denominators >= 1)::
+    m_i = 1 / (1 + up_i + lo_i (1 - e_{i-1})),   e_i = up_i m_i
+    g_i = (d_i + lo_i g_{i-1}) m_i
+    x_last = g_last,   x_i = g_i + e_i x_{i+1}
 
-    e_i = up_i / (1 + up_i + lo_i (1 - e_{i-1}))
-    g_i = (d_i + lo_i g_{i-1}) / (1 + up_i + lo_i (1 - e_{i-1}))
-    x_last = g_last,  x_i = g_i + e_i x_{i+1}
+with ``lo_i``/``up_i`` = ``r`` on an open link to the lower/upper neighbour,
+else 0.  The recursion runs in float64 for both field dtypes (``e`` is kept
+in float64 scratch, data are rounded to the field dtype when stored): the
+pivots depend only on geometry and ``r``, so in float32 their rounding would
+repeat identically every step and add up to a systematic mass drift (~1e-3
+after 1000 large steps); with float64 pivots the float32 drift is ~1e-7.
 
-where ``lo_i``/``up_i`` are ``r`` on an open link to the lower/upper
-neighbour and 0 otherwise.
+Implementation and performance notes
+------------------------------------
+* ``react_diffuse_z``: the reaction is fused into the forward elimination of
+  the z sweep (same arithmetic as a separate pass).  A task is a block of
+  consecutive (y, x) positions of one substrate; the recursion over z runs
+  vectorised across the block, whose column stays in cache between the
+  forward and the backward pass.
+* ``diffuse_yx``: the y and x sweeps are fused per (substrate, z plane).  The
+  y solve runs vectorised across x in place; its back substitution proceeds
+  in blocks of eight rows, each transposed (8x8 register-tile transposes
+  emitted as LLVM shuffles) into a per-thread buffer while still in L1; the
+  x solve then runs on the buffer vectorised across y, and its back
+  substitution is transposed back into ``c`` the same way.
+* Parallel loops split the task list into ``nchunk`` contiguous ranges (one
+  per thread); per-thread scratch is allocated once per call.  Every grid
+  line goes through the same floating-point operations whichever thread,
+  chunk or block handles it, so results are bit-identical for any
+  ``NUMBA_NUM_THREADS``.  No fastmath; ``error_model="numpy"`` so divisions
+  carry no Python zero-division checks and vectorise.
 
-Precomputed voxel flags
------------------------
-The solver kernels take one ``uint8`` flag array (see :func:`build_flags`)
-instead of the two masks: bit 0 solid, bit 1 Dirichlet, bits 2..7 "link to
-the z-/z+/y-/y+/x-/x+ neighbour is open" (the neighbour exists and neither
-voxel is solid).  A second copy with the y and x axes swapped feeds the x
-sweep.
+Flags
+-----
+``fz`` (2, Z, Y, X): bits ``L_LO``/``L_UP`` (z link to the lower/upper
+neighbour open), ``V_SOLID``, ``V_DIR``.  ``fy`` (2, Z, Y, X) and ``fxt``
+(2, Z, X, Y; y and x swapped): codes ``K_UP`` (1), ``K_LO`` (2), ``K_BOTH``
+(3) for the y and x links.  Variant ``[0]`` is for substrates with the
+Dirichlet condition off; variant ``[1]`` has the links closed in the own row
+of every Dirichlet voxel (identity row; its neighbours still see it).
 
 Per-substrate parameters
 ------------------------
-``coef`` is an ``(S, NCOEF)`` array of the field dtype holding ``r``, ``dt``,
-``k``, ``Km`` and the Dirichlet value (indices ``C_R``, ``C_DT``, ``C_K``,
-``C_KM``, ``C_DVAL``); ``opts`` is an ``(S, NOPT)`` ``int64`` array with
-``O_MM`` (1: apply Michaelis-Menten) and ``O_DIR`` (1: Dirichlet enabled).
+``coef`` (S, NCOEF) of the field dtype: ``C_R`` = D dt / dx^2, ``C_DT``,
+``C_K`` (decay), ``C_KM``, ``C_DVAL`` (Dirichlet value); ``opts`` (S, NOPT)
+int64: ``O_MM``, ``O_DIR`` (0/1).
+
+Cell coupling
+-------------
+:func:`scatter_cells` (serial, deterministic), :func:`clear` /
+:func:`clear_sources`, :func:`sample_at` and :func:`gradient_at` (central
+differences in concentration per *voxel*; one-sided or zero across walls and,
+given the mask, bone faces).
 """
 
 import numba
@@ -70,8 +100,9 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 __all__ = [
-    "L_LO", "L_UP", "V_SOLID", "V_DIR", "K_UP", "K_LO", "K_BOTH", "C_R", "C_DT", "C_K", "C_KM", "C_DVAL",
-    "NCOEF", "O_MM", "O_DIR", "NOPT", "build_flags", "transpose2d",
+    "L_LO", "L_UP", "V_SOLID", "V_DIR", "K_UP", "K_LO", "K_BOTH", "C_R", "C_DT",
+    "C_K", "C_KM", "C_DVAL", "NCOEF", "O_MM", "O_DIR", "NOPT", "build_flags",
+    "transpose2d",
     "react_diffuse_z", "diffuse_yx", "step", "scatter_cells", "clear",
     "clear_sources", "sample_at", "gradient_at",
 ]
@@ -169,6 +200,12 @@ def _tr8(typingctx, a, ai, aj, b, bi, bj):
     """``b[bi+k, bj+l] = a[ai+l, aj+k]`` for k, l in 0..7 (2D C arrays of the
     same float dtype): eight vector loads, 24 shuffles, eight vector stores.
     No bounds checks: the caller guarantees the tiles are inside."""
+    ok = (isinstance(a, types.Array) and isinstance(b, types.Array)
+          and a.ndim == 2 and b.ndim == 2 and a.layout == "C" and b.layout == "C"
+          and a.dtype == b.dtype and isinstance(a.dtype, types.Float)
+          and all(isinstance(v, types.Integer) for v in (ai, aj, bi, bj)))
+    if not ok:
+        return None
     sig = types.void(a, ai, aj, b, bi, bj)
 
     def codegen(context, builder, signature, args):
@@ -240,104 +277,71 @@ def transpose2d(a, b):
 
 
 # --------------------------------------------------------------------------
-# Thomas rows.  Every function handles one "row" of independent lines (the
-# lines run along the first index of the 2D arrays, or are given as
-# slices); the arithmetic per element is identical in all of them.
-@numba.njit(cache=True, error_model="numpy")
-def _fwd_first(x, f, e, r):
-    one = 1.0
-    zero = 0.0
-    r = np.float64(r)
-    for p in range(x.shape[0]):
-        up = r if (f[p] & L_UP) != 0 else zero
-        m = one / (one + up)
-        e[p] = up * m
-        x[p] = np.float64(x[p]) * m
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _fwd(x, f, gprev, eprev, e, r):
-    one = 1.0
-    zero = 0.0
-    r = np.float64(r)
-    for p in range(x.shape[0]):
-        fp = f[p]
-        lo = r if (fp & L_LO) != 0 else zero
-        up = r if (fp & L_UP) != 0 else zero
-        m = one / (one + up + lo * (one - eprev[p]))
-        e[p] = up * m
-        x[p] = (np.float64(x[p]) + lo * np.float64(gprev[p])) * m
-
-
+# Thomas rows.  The lines run along the first index of 2D arrays (or are
+# given as row slices) and are processed vectorised across the rows.
 @numba.njit(cache=True, error_model="numpy")
 def _bwd(x, e, xnext):
+    """Back substitution on one row: ``x = g + e * xnext`` (g stored in x)."""
     for p in range(x.shape[0]):
         x[p] = np.float64(x[p]) + e[p] * np.float64(xnext[p])
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _fwd2_first(P, F, E, r):
-    one = 1.0
-    zero = 0.0
-    r = np.float64(r)
-    for p in range(P.shape[1]):
-        fp = F[0, p]
-        up = r if (fp == K_UP) | (fp == K_BOTH) else zero
-        m = one / (one + up)
-        E[0, p] = up * m
-        P[0, p] = np.float64(P[0, p]) * m
+def _bwd_rows(P, E, xb, i_hi, i_lo):
+    """Back substitution for rows ``i_hi`` down to ``i_lo`` of ``P`` (which
+    holds g); ``xb`` carries the (float64) solution of the row above."""
+    n1 = P.shape[1]
+    for i in range(i_hi, i_lo - 1, -1):
+        for p in range(n1):
+            x = np.float64(P[i, p]) + E[i, p] * xb[p]
+            P[i, p] = x
+            xb[p] = x
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _fwd2(P, i, F, E, r):
-    one = 1.0
-    zero = 0.0
-    r = np.float64(r)
-    for p in range(P.shape[1]):
-        fp = F[i, p]
-        lo = r if fp >= K_LO else zero
-        up = r if (fp == K_UP) | (fp == K_BOTH) else zero
-        m = one / (one + up + lo * (one - E[i - 1, p]))
-        E[i, p] = up * m
-        P[i, p] = (np.float64(P[i, p]) + lo * np.float64(P[i - 1, p])) * m
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _bwd2(P, i, E):
-    for p in range(P.shape[1]):
-        P[i, p] = np.float64(P[i, p]) + E[i, p] * np.float64(P[i + 1, p])
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _solve_transpose(P, F, E, r, Q):
+def _solve_transpose(P, F, E, r, Q, gb, eb):
     """Implicit 1D solve along axis 0 of ``P`` (lines vectorised across axis
-    1) with the result written transposed into ``Q`` (``Q = solution.T``).
-    ``P`` is overwritten with scratch; ``E`` is scratch shaped like ``P``.
-    The back substitution runs in blocks of eight rows, each transposed into
-    ``Q`` while it is still in L1."""
-    n0 = P.shape[0]
-    _fwd2_first(P, F, E, r)
-    for i in range(1, n0):
-        _fwd2(P, i, F, E, r)
+    1, flags ``F`` with the ``K_*`` codes), result written transposed into
+    ``Q`` (``Q = solution.T``).  ``P`` is overwritten with scratch; ``E``
+    (float64, shaped like ``P``) and ``gb``, ``eb`` (float64, one row) are
+    scratch.  The back substitution runs in blocks of eight rows, each
+    transposed into ``Q`` while it is still in L1."""
+    n0, n1 = P.shape
+    one = 1.0
+    zero = 0.0
+    r = np.float64(r)
+    for p in range(n1):
+        gb[p] = 0.0
+        eb[p] = 0.0
+    for i in range(n0):
+        for p in range(n1):
+            fp = F[i, p]
+            lo = r if fp >= K_LO else zero
+            up = r if (fp == K_UP) | (fp == K_BOTH) else zero
+            m = one / (one + up + lo * (one - eb[p]))
+            e = up * m
+            g = (np.float64(P[i, p]) + lo * gb[p]) * m
+            E[i, p] = e
+            eb[p] = e
+            P[i, p] = g
+            gb[p] = g
+    # gb now holds the solution of the last row (x_last = g_last)
     top = n0 - n0 % _V
     if top == n0:
         top = n0 - _V
-    # rows top..n0-1 (a partial or the last full block)
-    for i in range(n0 - 2, top - 1, -1):
-        _bwd2(P, i, E)
+    _bwd_rows(P, E, gb, n0 - 2, top)
     _transpose_rows(P, top, n0, Q)
     for i0 in range(top - _V, -1, -_V):
-        for i in range(i0 + _V - 1, i0 - 1, -1):
-            _bwd2(P, i, E)
+        _bwd_rows(P, E, gb, i0 + _V - 1, i0)
         _transpose_rows(P, i0, i0 + _V, Q)
 
 
 # --------------------------------------------------------------------------
 @numba.njit(cache=True, error_model="numpy")
-def _react_row(v, sr, ur, vr, f, dt, k, km, dval, use_mm, use_dir):
+def _react_row(v, sr, ur, vr, f, dt, k, km, dval, use_mm, dbit):
+    """Reaction step on one row (used where there is no diffusion)."""
     one = v.dtype.type(1)
     zero = v.dtype.type(0)
-    dbit = V_DIR if use_dir else 0
     if use_mm:
         for p in range(v.shape[0]):
             a = v[p]
@@ -352,6 +356,50 @@ def _react_row(v, sr, ur, vr, f, dt, k, km, dval, use_mm, use_dir):
             fp = f[p]
             a = zero if (fp & V_SOLID) != 0 else a
             v[p] = dval if (fp & dbit) != 0 else a
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _react_fwd(v, sr, ur, f, gprev, eprev, e, dt, k, dval, dbit, r):
+    """Reaction step fused with a forward-elimination row of the z solve.
+    The reaction is computed in the field dtype exactly as in
+    :func:`_react_row`; the Thomas arithmetic in float64."""
+    one32 = v.dtype.type(1)
+    zero32 = v.dtype.type(0)
+    one = 1.0
+    zero = 0.0
+    r = np.float64(r)
+    for p in range(v.shape[0]):
+        fp = f[p]
+        a = v[p]
+        a = (a + dt * sr[p]) / (one32 + dt * (k + ur[p]))
+        a = zero32 if (fp & V_SOLID) != 0 else a
+        a = dval if (fp & dbit) != 0 else a
+        lo = r if (fp & L_LO) != 0 else zero
+        up = r if (fp & L_UP) != 0 else zero
+        m = one / (one + up + lo * (one - eprev[p]))
+        e[p] = up * m
+        v[p] = (np.float64(a) + lo * np.float64(gprev[p])) * m
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _react_mm_fwd(v, sr, ur, vr, f, gprev, eprev, e, dt, k, km, dval, dbit, r):
+    """As :func:`_react_fwd`, with Michaelis-Menten uptake."""
+    one32 = v.dtype.type(1)
+    zero32 = v.dtype.type(0)
+    one = 1.0
+    zero = 0.0
+    r = np.float64(r)
+    for p in range(v.shape[0]):
+        fp = f[p]
+        a = v[p]
+        a = (a + dt * sr[p]) / (one32 + dt * (k + ur[p] + vr[p] / (km + a)))
+        a = zero32 if (fp & V_SOLID) != 0 else a
+        a = dval if (fp & dbit) != 0 else a
+        lo = r if (fp & L_LO) != 0 else zero
+        up = r if (fp & L_UP) != 0 else zero
+        m = one / (one + up + lo * (one - eprev[p]))
+        e[p] = up * m
+        v[p] = (np.float64(a) + lo * np.float64(gprev[p])) * m
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
@@ -381,6 +429,8 @@ def react_diffuse_z(c, src, upt, vmax, fz, coef, opts, s0, s1, block, nchunk):
     nt = max(1, min(nchunk, ntask))
     for t in prange(nt):
         E = np.empty((Z, block), np.float64)
+        zg = np.zeros(block, c.dtype)      # "previous row" of the first row
+        ze = np.zeros(block, np.float64)
         for task in range(t * ntask // nt, (t + 1) * ntask // nt):
             s = s0 + task % ns
             p0 = (task // ns) * block
@@ -393,22 +443,33 @@ def react_diffuse_z(c, src, upt, vmax, fz, coef, opts, s0, s1, block, nchunk):
             dval = coef[s, C_DVAL]
             use_mm = opts[s, O_MM] != 0
             use_dir = opts[s, O_DIR] != 0
+            dbit = V_DIR if use_dir else 0
             fv = 1 if use_dir else 0
+            if r == 0:
+                for z in range(Z):
+                    _react_row(c3[s, z, p0:p1], s3[s, z, p0:p1], u3[s, z, p0:p1],
+                               v3[s, z, p0:p1], f3[fv, z, p0:p1], dt, k, km, dval,
+                               use_mm, dbit)
+                continue
+            # z = 0 uses zero rows as its predecessor; its lower link is
+            # closed, so this is exactly the first-row elimination
             for z in range(Z):
-                row = c3[s, z, p0:p1]
-                fr = f3[fv, z, p0:p1]
-                _react_row(row, s3[s, z, p0:p1], u3[s, z, p0:p1],
-                           v3[s, z, p0:p1], fr, dt, k, km, dval, use_mm,
-                           use_dir)
-                if r != 0:
-                    if z == 0:
-                        _fwd_first(row, fr, E[0, :n], r)
-                    else:
-                        _fwd(row, fr, c3[s, z - 1, p0:p1], E[z - 1, :n],
-                             E[z, :n], r)
-            if r != 0:
-                for z in range(Z - 2, -1, -1):
-                    _bwd(c3[s, z, p0:p1], E[z, :n], c3[s, z + 1, p0:p1])
+                if z == 0:
+                    gprev = zg[:n]
+                    eprev = ze[:n]
+                else:
+                    gprev = c3[s, z - 1, p0:p1]
+                    eprev = E[z - 1, :n]
+                if use_mm:
+                    _react_mm_fwd(c3[s, z, p0:p1], s3[s, z, p0:p1], u3[s, z, p0:p1],
+                                  v3[s, z, p0:p1], f3[fv, z, p0:p1], gprev, eprev,
+                                  E[z, :n], dt, k, km, dval, dbit, r)
+                else:
+                    _react_fwd(c3[s, z, p0:p1], s3[s, z, p0:p1], u3[s, z, p0:p1],
+                               f3[fv, z, p0:p1], gprev, eprev, E[z, :n], dt, k,
+                               dval, dbit, r)
+            for z in range(Z - 2, -1, -1):
+                _bwd(c3[s, z, p0:p1], E[z, :n], c3[s, z + 1, p0:p1])
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
@@ -429,6 +490,8 @@ def diffuse_yx(c, fy, fxt, coef, opts, s0, s1, nchunk):
         Ey = np.empty((Y, X), np.float64)
         T = np.empty((X, Y), c.dtype)
         Ex = np.empty((X, Y), np.float64)
+        gb = np.empty(max(X, Y), np.float64)
+        eb = np.empty(max(X, Y), np.float64)
         for task in range(t * ntask // nt, (t + 1) * ntask // nt):
             s = s0 + task % ns
             z = task // ns
@@ -437,23 +500,22 @@ def diffuse_yx(c, fy, fxt, coef, opts, s0, s1, nchunk):
                 continue
             fv = 1 if opts[s, O_DIR] != 0 else 0
             P = c[s, z]
-            _solve_transpose(P, fy[fv, z], Ey, r, T)
-            _solve_transpose(T, fxt[fv, z], Ex, r, P)
+            _solve_transpose(P, fy[fv, z], Ey, r, T, gb[:X], eb[:X])
+            _solve_transpose(T, fxt[fv, z], Ex, r, P, gb[:Y], eb[:Y])
 
 
 def step(c, src, upt, vmax, fz, fy, fxt, coef, opts, block, nchunk=None,
-         group=1):
+         group=None):
     """One full step: reaction + z sweep, then fused y/x sweeps.
 
-    Substrates are advanced ``group`` at a time (z pass then y/x pass for
-    the group, so the y/x pass finds the group's fields still in the
-    last-level cache).  ``nchunk`` (default: numba's current thread count)
-    is the number of contiguous work ranges handed to the parallel loops.
-    Results depend on neither."""
+    Substrates are advanced ``group`` at a time (default: all at once; a
+    z pass then a y/x pass per group).  ``nchunk`` (default: numba's current
+    thread count) is the number of contiguous work ranges handed to the
+    parallel loops.  Results depend on neither, nor on ``block``."""
     if nchunk is None:
         nchunk = numba.get_num_threads()
     S = c.shape[0]
-    group = max(1, min(int(group), S))
+    group = S if group is None else max(1, min(int(group), S))
     for s0 in range(0, S, group):
         s1 = min(S, s0 + group)
         react_diffuse_z(c, src, upt, vmax, fz, coef, opts, s0, s1, block,

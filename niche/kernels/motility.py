@@ -277,7 +277,7 @@ _PLAN_CHUNK = 8192  # slots per parallel work item in move_cells_slabs
 
 @njit(cache=True)
 def _gather(order, plan, act_s, act_p):
-    """Compact the planned hops of the listed slots, in ``order``.
+    """Pass B: compact the planned hops of the listed slots, in ``order``.
 
     act_s[:n], act_p[:n] = slot and plan of each listed cell with something
     to do; returns n.  Branch-free (the slot is written unconditionally and
@@ -299,7 +299,7 @@ def _gather(order, plan, act_s, act_p):
 
 @njit(cache=True)
 def _resolve(act_s, act_p, lo, hi, res, offs, occ_f, wall_f):
-    """Pass B (serial): resolve the compacted hops act[lo:hi] in order.
+    """Pass C (serial): resolve the compacted hops act[lo:hi] in order.
 
     A cell takes its primary target if free, else its fallback if free,
     else stays; the neighbour code taken goes to res[s].  Returns the hop
@@ -342,7 +342,7 @@ def _resolve(act_s, act_p, lo, hi, res, offs, occ_f, wall_f):
 
 @njit(cache=True)
 def _commit(res, z, y, x):
-    """Pass C (per slot): apply the neighbour code res[s]."""
+    """Pass D (per slot): apply the neighbour code res[s]."""
     for s in range(res.shape[0]):
         c = np.int32(res[s])
         z[s] += c // 9 - 1
