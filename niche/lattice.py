@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Lattice", "generate_bone", "generate_vessels", "bone_surface", "plate_morphometry"]
+__all__ = ["Lattice", "generate_bone", "generate_vessels", "bone_surface", "face_neighbour_any",
+           "plate_morphometry"]
 
 
 def _smooth_field(shape, ell_vox: float, noise: np.ndarray) -> np.ndarray:
@@ -109,19 +110,27 @@ def generate_vessels(
     return vessel
 
 
-def bone_surface(bone: np.ndarray) -> np.ndarray:
-    """Bone voxels with at least one face-neighbour that is not bone (uint8 mask)."""
-    b = bone.astype(bool)
-    interior = b.copy()
+def face_neighbour_any(mask: np.ndarray, outside: bool = False) -> np.ndarray:
+    """True where at least one of the 6 face neighbours is set (``outside`` beyond walls)."""
+    m = mask.astype(bool)
+    out = np.zeros_like(m)
     for ax in range(3):
         for sh in (1, -1):
-            nb = np.roll(b, sh, axis=ax)
-            # outside the domain counts as bone (no surface at the domain walls)
+            nb = np.roll(m, sh, axis=ax)
             sl = [slice(None)] * 3
             sl[ax] = 0 if sh == 1 else -1
-            nb[tuple(sl)] = True
-            interior &= nb
-    return (b & ~interior).astype(np.uint8)
+            nb[tuple(sl)] = outside
+            out |= nb
+    return out
+
+
+def bone_surface(bone: np.ndarray) -> np.ndarray:
+    """Bone voxels with at least one face-neighbour that is marrow (uint8 mask).
+
+    Beyond the domain walls counts as bone, so the walls themselves are no surface.
+    """
+    b = bone.astype(bool)
+    return (b & face_neighbour_any(~b, outside=False)).astype(np.uint8)
 
 
 def marrow_face_count(bone: np.ndarray) -> int:
@@ -181,14 +190,7 @@ class Lattice:
     def entry_voxels(self) -> np.ndarray:
         """Flat indices of marrow voxels face-adjacent to a vessel (cell entry/exit)."""
         v = self.vessel.astype(bool)
-        near = np.zeros_like(v)
-        for ax in range(3):
-            for sh in (1, -1):
-                shifted = np.roll(v, sh, axis=ax)
-                sl = [slice(None)] * 3
-                sl[ax] = 0 if sh == 1 else -1
-                shifted[tuple(sl)] = False
-                near |= shifted
+        near = face_neighbour_any(v)
         near &= ~v & ~self.bone.astype(bool)
         return np.flatnonzero(near)
 

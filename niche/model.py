@@ -26,7 +26,7 @@ from .config import Scenario, load_scenario
 from .fields import FieldSolver
 from .kernels import bone as bone_k
 from .kernels import motility as mot_k
-from .lattice import Lattice, plate_morphometry
+from .lattice import Lattice, face_neighbour_any, plate_morphometry
 from .rules import GenericRules, Rules
 
 __all__ = ["NicheModel", "ChangeSet", "Observer"]
@@ -241,13 +241,7 @@ class NicheModel(mesa.Model):
         if kind.get("at_vessels"):
             cand = self._entry[free[self._entry]]
         elif kind.get("near_bone"):
-            b = self.lattice.bone.astype(bool)
-            near = np.zeros_like(b)
-            for ax in range(3):
-                near[tuple(slice(1, None) if a == ax else slice(None) for a in range(3))] |= \
-                    b[tuple(slice(None, -1) if a == ax else slice(None) for a in range(3))]
-                near[tuple(slice(None, -1) if a == ax else slice(None) for a in range(3))] |= \
-                    b[tuple(slice(1, None) if a == ax else slice(None) for a in range(3))]
+            near = face_neighbour_any(self.lattice.bone)
             cand = np.flatnonzero(near.ravel() & free)
         else:
             cand = np.flatnonzero(free)
