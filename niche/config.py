@@ -131,6 +131,7 @@ class CellTypeConfig(_Strict):
 
     initial_per_mm3: NonNeg = 0.0
     influx_per_mm3_per_day: NonNeg = 0.0
+    egress_per_day: NonNeg = 0.0
     speed_um_per_min: NonNeg = 0.0
     persistence: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
     lifespan_days: Pos | None = None

@@ -167,6 +167,8 @@ class NicheModel(mesa.Model):
                                         scenario.vessels, self.rng_geometry)
         self.wall = self.lattice.wall
         self._entry = self.lattice.entry_voxels()
+        self._entry_mask = np.zeros(int(np.prod(self.lattice.shape)), bool)
+        self._entry_mask[self._entry] = True
         self.params = _TypeParams(scenario, d.voxel_um)
 
         fcfg = scenario.fields
@@ -229,6 +231,12 @@ class NicheModel(mesa.Model):
             return self.field_names.index(name)
         except ValueError:
             raise KeyError(f"unknown field {name!r} (defined: {list(self.field_names)})") from None
+
+    def at_vessel(self, slots: np.ndarray) -> np.ndarray:
+        """Boolean per slot: the cell sits on a voxel next to a vessel (entry/exit point)."""
+        c = self.cells
+        flat = np.ravel_multi_index((c.z[slots], c.y[slots], c.x[slots]), self.lattice.shape)
+        return self._entry_mask[flat]
 
     def sample(self, name: str, slots: np.ndarray) -> np.ndarray:
         """Concentration of field ``name`` at the voxels of ``slots`` (pM)."""

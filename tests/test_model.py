@@ -100,3 +100,39 @@ def test_readouts_count_cells():
     r = m.readouts()
     for name, code in TYPE_CODES.items():
         assert r[f"n_{name}"] == m.cells.slots_of_type(code).size
+
+
+def test_vessel_entry_and_exit():
+    # no initial cells; T cells only enter at vessels and leave there fast
+    ov = {f"cells.{t}.initial_per_mm3": 0.0 for t in
+          ("tcell", "ilc2", "monocyte", "osteoclast", "osteoblast")}
+    ov.update({"cells.tcell.influx_per_mm3_per_day": 2e5, "cells.tcell.speed_um_per_min": 0.0,
+               "cells.tcell.lifespan_days": 1e6})
+    m = small_model(days=0.5, **ov)
+    m.run()
+    s = m.cells.slots_of_type(TYPE_CODES["tcell"])
+    assert s.size > 0 and np.all(m.at_vessel(s)), "immotile entrants sit where they entered"
+    n_in = s.size
+    m2 = small_model(days=0.5, **ov, **{"cells.tcell.egress_per_day": 200.0})
+    m2.run()
+    assert m2.cells.slots_of_type(TYPE_CODES["tcell"]).size < 0.5 * n_in
+
+
+def test_killed_run_leaves_readable_partial(tmp_path):
+    from niche.io import RunWriter, open_run
+
+    class Boom:
+        def on_frame(self, model):
+            if model.tick >= 2 * model.every_frame:
+                raise RuntimeError("killed")
+
+    out = tmp_path / "k.h5"
+    w = RunWriter(out)
+    m = NicheModel(load_scenario("default", tiny_overrides(0.5)), observers=[w, Boom()])
+    with pytest.raises(RuntimeError):
+        m.run()
+    w.close(complete=False)
+    assert not out.exists()
+    with open_run(tmp_path / "k.h5.partial") as rf:
+        assert rf.status == "incomplete" and rf.n_frames == 3
+        assert rf.bone(2).shape == (16, 16, 16)

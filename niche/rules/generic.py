@@ -3,6 +3,7 @@
 - placement: ``initial_per_mm3`` cells per type at random free marrow voxels (bone cells on
   voxels touching the bone surface); T cells are regulatory with ``regulatory_fraction``;
 - influx: ``influx_per_mm3_per_day`` cells enter at free voxels next to vessels (Poisson);
+- egress: cells on a voxel next to a vessel leave into the blood at ``egress_per_day``;
 - death: exponential lifespan ``lifespan_days``;
 - secretion, linear and saturable uptake per field, constant per type;
 - motility: ``speed_um_per_min``, ``persistence``, chemotaxis up ``chemotaxis_field``;
@@ -61,6 +62,12 @@ class GenericRules(Rules):
                     p = -np.expm1(-dt_days / c.lifespan_days)
                     dead = s[model.rng_decide.random(s.size) < p]
                     model.changes.die(dead)
+            if c.egress_per_day > 0:
+                s = cells.slots_of_type(code)
+                s = s[model.at_vessel(s)]
+                if s.size:
+                    p = -np.expm1(-dt_days * c.egress_per_day)
+                    model.changes.die(s[model.rng_decide.random(s.size) < p])
             if c.influx_per_mm3_per_day > 0:
                 n = model.rng_decide.poisson(
                     c.influx_per_mm3_per_day * model.lattice.volume_mm3 * dt_days)
