@@ -67,6 +67,9 @@ class FieldSolver:
         ordinary marrow for that substrate.  ``None``: on for every substrate
         if ``dirichlet_value`` was given, else off for all.
     dtype : ``np.float32`` (default) or ``np.float64``.
+    dense_rates : read the dense ``source``/``uptake``/``vmax`` arrays in every step
+        (default). ``False``: they are ignored; cells act through :meth:`react_cells`,
+        which costs per cell instead of per voxel.
 
     Attributes
     ----------
@@ -85,7 +88,8 @@ class FieldSolver:
     """
 
     def __init__(self, shape_zyx, names, diffusivity_um2_per_s, decay_per_s, dx_um, dt_s,
-                 km=None, dirichlet_value=None, dirichlet_on=None, dtype=np.float32):
+                 km=None, dirichlet_value=None, dirichlet_on=None, dtype=np.float32,
+                 dense_rates: bool = True):
         try:
             shape = tuple(int(v) for v in shape_zyx)
         except (TypeError, ValueError):
@@ -156,6 +160,7 @@ class FieldSolver:
         self.km = km_arr
         self.dirichlet_value = dval
         self.dirichlet_on = don
+        self.dense_rates = bool(dense_rates)
         self.dx_um = dx_um
         self.dt_s = dt_s
         self.time_s = 0.0
@@ -247,6 +252,7 @@ class FieldSolver:
         opts = np.zeros((n, _k.NOPT), np.int64)
         opts[:, _k.O_MM] = np.isfinite(km)
         opts[:, _k.O_DIR] = np.asarray(self.dirichlet_on, bool)
+        opts[:, _k.O_DENSE] = bool(self.dense_rates)
         return coef, opts
 
     def step(self, n_steps: int = 1) -> None:
@@ -291,6 +297,23 @@ class FieldSolver:
                 raise ValueError(f"{nm} must have shape ({n}, {S}), got {a.shape}")
         _k.scatter_cells(self.source, self.uptake, self.vmax, np.asarray(z), np.asarray(y),
                          np.asarray(x), *args)
+
+    def react_cells(self, z, y, x, secretion, uptake, vmax) -> None:
+        """Apply per-cell secretion/uptake ((N, S) arrays) at the cells' voxels only.
+
+        The sparse alternative to :meth:`scatter` for a solver built with
+        ``dense_rates=False``: one semi-implicit reaction step of ``dt_s`` at each cell's
+        voxel, c <- (c + dt S) / (1 + dt (u + Vmax / (Km + c))), before :meth:`step`
+        (which then applies decay and diffusion). Cost scales with cells, not voxels.
+        """
+        S = self.n_substrates
+        args = [np.ascontiguousarray(a, self.dtype) for a in (secretion, uptake, vmax)]
+        for nm, a in zip(("secretion", "uptake", "vmax"), args):
+            if a.shape != (len(z), S):
+                raise ValueError(f"{nm} must have shape ({len(z)}, {S}), got {a.shape}")
+        km = np.where(np.isfinite(self.km), self.km, 1.0).astype(self.dtype)
+        _k.react_cells(self.c, np.asarray(z), np.asarray(y), np.asarray(x), *args,
+                       self.dtype.type(self.dt_s), km, np.isfinite(self.km))
 
     def sample(self, z, y, x) -> np.ndarray:
         """Concentrations at the given voxels, (N, S) float64."""

@@ -183,7 +183,7 @@ class NicheModel(mesa.Model):
             km=[fcfg[n].km_pM if fcfg[n].km_pM is not None else np.inf for n in names],
             dirichlet_value=[fcfg[n].vessel_pM or 0.0 for n in names],
             dirichlet_on=[fcfg[n].vessel_pM is not None for n in names],
-            dtype=dtype,
+            dtype=dtype, dense_rates=False,
         ) if names else None
         if self.fields is not None:
             self.fields.set_solid(self.lattice.bone)
@@ -207,6 +207,7 @@ class NicheModel(mesa.Model):
         self.rules.initialise(self)
         self.apply_changes()
         self.rules.set_rates(self)
+        self._update_motility()
         self._started = False
 
     # ----------------------------------------------------------------- helpers
@@ -314,40 +315,46 @@ class NicheModel(mesa.Model):
     def _field_step(self) -> None:
         f, cells = self.fields, self.cells
         s = cells.alive_slots()
-        f.clear_rates()
-        f.scatter(cells.z[s], cells.y[s], cells.x[s],
-                  cells.secretion[s], cells.uptake[s], cells.vmax[s])
+        f.react_cells(cells.z[s], cells.y[s], cells.x[s],
+                      cells.secretion[s], cells.uptake[s], cells.vmax[s])
         f.step(1)
 
-    def _move_step(self) -> None:
+    def _update_motility(self) -> None:
+        """Per-cell motility arrays from the type tables (after every decision step)."""
         cells, p = self.cells, self.params
+        cap = cells.capacity
         s = cells.alive_slots()
-        if s.size == 0:
-            return
         t = cells.type[s]
         hop = p.speed_vox_per_min[t] * self.dt_move_min
-        n_sub = max(1, int(math.ceil(hop.max() - 1e-12)))
-        hop_prob = np.zeros(cells.capacity, np.float32)
-        hop_prob[s] = (hop / n_sub).astype(np.float32)
-        persistence = np.zeros(cells.capacity, np.float32)
-        persistence[s] = p.persistence[t]
-        chemo = np.zeros(cells.capacity, np.float32)
-        grad = np.zeros((3, cells.capacity), np.float32)
+        self._n_sub = max(1, int(math.ceil(hop.max() - 1e-12))) if s.size else 1
+        self._hop_prob = np.zeros(cap, np.float32)
+        self._hop_prob[s] = (hop / self._n_sub).astype(np.float32)
+        self._persistence = np.zeros(cap, np.float32)
+        self._persistence[s] = p.persistence[t]
+        self._chemo = np.zeros(cap, np.float32)
+        self._grad = np.zeros((3, cap), np.float32)
+        cf = p.chemo_field[t]
+        self._chemo_groups = [(int(fi), s[cf == fi]) for fi in np.unique(cf[cf >= 0])]
+        for _, sel in self._chemo_groups:
+            self._chemo[sel] = p.chemo_strength[cells.type[sel]]
+
+    def _move_step(self) -> None:
+        cells = self.cells
+        if self._hop_prob.size != cells.capacity:
+            self._update_motility()
         if self.fields is not None:
-            cf = p.chemo_field[t]
-            for fi in np.unique(cf[cf >= 0]):
-                sel = s[cf == fi]
-                g = self.fields.gradient(int(fi), cells.z[sel], cells.y[sel], cells.x[sel],
+            for fi, sel in self._chemo_groups:
+                g = self.fields.gradient(fi, cells.z[sel], cells.y[sel], cells.x[sel],
                                          per_um=False)
-                grad[:, sel] = g.T
-                chemo[sel] = p.chemo_strength[cells.type[sel]]
-        for k in range(n_sub):
-            step_id = np.int64(self.tick * 64 + k)
-            order = mot_k.shuffled_order(cells.alive, cells.cell_id, self.kernel_seed, step_id)
+                self._grad[:, sel] = g.T
+        order = mot_k.shuffled_order(cells.alive, cells.cell_id, self.kernel_seed,
+                                     np.int64(self.tick))
+        for k in range(self._n_sub):
             mot_k.move_cells(cells.z, cells.y, cells.x, cells.alive, cells.cell_id,
-                             cells.dirz, cells.diry, cells.dirx, hop_prob, persistence, chemo,
-                             grad[0], grad[1], grad[2], cells.occ, self.wall,
-                             self.kernel_seed, np.int64(self.tick), order, k)
+                             cells.dirz, cells.diry, cells.dirx, self._hop_prob,
+                             self._persistence, self._chemo, self._grad[0], self._grad[1],
+                             self._grad[2], cells.occ, self.wall, self.kernel_seed,
+                             np.int64(self.tick), order, k)
 
     def _bone_step(self, dt_days: float) -> None:
         cells, lat = self.cells, self.lattice
@@ -403,6 +410,7 @@ class NicheModel(mesa.Model):
             self.rules.decide(self, self.every_decide * dt_min / 1440.0)
             self.apply_changes()
             self.rules.set_rates(self)
+            self._update_motility()
         if self.fields is not None and tick % self.every_field == 0:
             self._field_step()
         self._move_step()

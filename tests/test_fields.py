@@ -551,3 +551,28 @@ def test_build_flags():
     assert fz[1, 1, 1, 3] == K.V_DIR and fy[1, 1, 1, 3] == 0 and fxt[1, 1, 3, 1] == 0
     # its neighbours keep their links to it in both variants
     assert fy[1, 1, 0, 3] == K.K_UP and fz[1, 0, 1, 3] == K.L_UP
+
+
+def test_sparse_cell_reaction_matches_dense_scatter():
+    """react_cells (sparse, dense_rates=False) equals scatter + dense reaction when there
+    is no decay (the two splittings then coincide), and dense arrays are then ignored."""
+    rng = np.random.default_rng(5)
+    shape = (12, 10, 14)
+    kw = dict(diffusivity_um2_per_s=[50.0, 10.0], decay_per_s=[0.0, 0.0], dx_um=10.0,
+              dt_s=60.0, km=[np.inf, 5.0], dtype=np.float64)
+    dense = FieldSolver(shape, ["a", "b"], **kw)
+    sparse = FieldSolver(shape, ["a", "b"], dense_rates=False, **kw)
+    c0 = rng.random((2,) + shape)
+    dense.c[...] = c0
+    sparse.c[...] = c0
+    flat = rng.choice(np.prod(shape), 40, replace=False)
+    z, y, x = (a.astype(np.int32) for a in np.unravel_index(flat, shape))
+    sec, upt, vmx = (rng.random((40, 2)) * f for f in (0.1, 1e-3, 0.05))
+    for _ in range(5):
+        dense.clear_rates()
+        dense.scatter(z, y, x, sec, upt, vmx)
+        dense.step(1)
+        sparse.source[...] = 99.0  # must be ignored
+        sparse.react_cells(z, y, x, sec, upt, vmx)
+        sparse.step(1)
+    np.testing.assert_allclose(sparse.c, dense.c, rtol=1e-12, atol=1e-14)

@@ -82,7 +82,9 @@ Per-substrate parameters
 ------------------------
 ``coef`` (S, NCOEF) of the field dtype: ``C_R`` = D dt / dx^2, ``C_DT``,
 ``C_K`` (decay), ``C_KM``, ``C_DVAL`` (Dirichlet value); ``opts`` (S, NOPT)
-int64: ``O_MM``, ``O_DIR`` (0/1).
+int64: ``O_MM``, ``O_DIR``, ``O_DENSE`` (0/1). With ``O_DENSE`` off the dense source,
+uptake and Vmax arrays are not read (only decay acts in the fused pass); cell sources are
+then applied sparsely, at the cells' voxels only, by :func:`react_cells`.
 
 Cell coupling
 -------------
@@ -101,7 +103,7 @@ from numba.extending import intrinsic
 
 __all__ = [
     "L_LO", "L_UP", "V_SOLID", "V_DIR", "K_UP", "K_LO", "K_BOTH", "C_R", "C_DT",
-    "C_K", "C_KM", "C_DVAL", "NCOEF", "O_MM", "O_DIR", "NOPT", "build_flags",
+    "C_K", "C_KM", "C_DVAL", "NCOEF", "O_MM", "O_DIR", "O_DENSE", "NOPT", "build_flags",
     "transpose2d",
     "react_diffuse_z", "diffuse_yx", "step", "scatter_cells", "clear",
     "clear_sources", "sample_at", "gradient_at",
@@ -128,7 +130,8 @@ NCOEF = 5
 
 O_MM = 0
 O_DIR = 1
-NOPT = 2
+O_DENSE = 2
+NOPT = 3
 
 _V = 8  # edge of the register-transposed tiles
 
@@ -402,6 +405,68 @@ def _react_mm_fwd(v, sr, ur, vr, f, gprev, eprev, e, dt, k, km, dval, dbit, r):
         v[p] = (np.float64(a) + lo * np.float64(gprev[p])) * m
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _decay_row(v, f, dt, k, dval, dbit):
+    """Decay-only reaction on one row (no dense source arrays)."""
+    one = v.dtype.type(1)
+    zero = v.dtype.type(0)
+    for p in range(v.shape[0]):
+        a = v[p] / (one + dt * k)
+        fp = f[p]
+        a = zero if (fp & V_SOLID) != 0 else a
+        v[p] = dval if (fp & dbit) != 0 else a
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _decay_fwd(v, f, gprev, eprev, e, dt, k, dval, dbit, r):
+    """Decay-only reaction fused with a forward-elimination row of the z solve."""
+    one32 = v.dtype.type(1)
+    zero32 = v.dtype.type(0)
+    one = 1.0
+    zero = 0.0
+    r = np.float64(r)
+    for p in range(v.shape[0]):
+        fp = f[p]
+        a = v[p] / (one32 + dt * k)
+        a = zero32 if (fp & V_SOLID) != 0 else a
+        a = dval if (fp & dbit) != 0 else a
+        lo = r if (fp & L_LO) != 0 else zero
+        up = r if (fp & L_UP) != 0 else zero
+        m = one / (one + up + lo * (one - eprev[p]))
+        e[p] = up * m
+        v[p] = (np.float64(a) + lo * np.float64(gprev[p])) * m
+
+
+@numba.njit(cache=True, error_model="numpy")
+def react_cells(c, z, y, x, sec, upt, vmax, dt, km, use_mm):
+    """Sparse reaction at cell voxels: per cell n and substrate s::
+
+        c <- (c + dt*sec) / (1 + dt*(upt + vmax/(km + c)))      (MM term where use_mm[s])
+
+    Serial in cell order (deterministic; at most one cell anchors a voxel, and where
+    several act on one voxel they apply one after the other). ``sec`` conc/s, ``upt``
+    1/s, ``vmax`` conc/s, all (N, S). The caller keeps cells out of solid and Dirichlet
+    voxels.
+    """
+    S = c.shape[0]
+    one = c.dtype.type(1)
+    for n in range(z.shape[0]):
+        zz = z[n]
+        yy = y[n]
+        xx = x[n]
+        for s in range(S):
+            sr = sec[n, s]
+            ur = upt[n, s]
+            vr = vmax[n, s]
+            if sr == 0 and ur == 0 and vr == 0:
+                continue
+            a = c[s, zz, yy, xx]
+            d = one + dt * ur
+            if use_mm[s]:
+                d += dt * vr / (km[s] + a)
+            c[s, zz, yy, xx] = (a + dt * sr) / d
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def react_diffuse_z(c, src, upt, vmax, fz, coef, opts, s0, s1, block, nchunk):
     """Reaction step fused with the z-direction implicit diffusion sweep,
@@ -443,10 +508,14 @@ def react_diffuse_z(c, src, upt, vmax, fz, coef, opts, s0, s1, block, nchunk):
             dval = coef[s, C_DVAL]
             use_mm = opts[s, O_MM] != 0
             use_dir = opts[s, O_DIR] != 0
+            dense = opts[s, O_DENSE] != 0
             dbit = V_DIR if use_dir else 0
             fv = 1 if use_dir else 0
             if r == 0:
                 for z in range(Z):
+                    if not dense:
+                        _decay_row(c3[s, z, p0:p1], f3[fv, z, p0:p1], dt, k, dval, dbit)
+                        continue
                     _react_row(c3[s, z, p0:p1], s3[s, z, p0:p1], u3[s, z, p0:p1],
                                v3[s, z, p0:p1], f3[fv, z, p0:p1], dt, k, km, dval,
                                use_mm, dbit)
@@ -460,7 +529,10 @@ def react_diffuse_z(c, src, upt, vmax, fz, coef, opts, s0, s1, block, nchunk):
                 else:
                     gprev = c3[s, z - 1, p0:p1]
                     eprev = E[z - 1, :n]
-                if use_mm:
+                if not dense:
+                    _decay_fwd(c3[s, z, p0:p1], f3[fv, z, p0:p1], gprev, eprev, E[z, :n],
+                               dt, k, dval, dbit, r)
+                elif use_mm:
                     _react_mm_fwd(c3[s, z, p0:p1], s3[s, z, p0:p1], u3[s, z, p0:p1],
                                   v3[s, z, p0:p1], f3[fv, z, p0:p1], gprev, eprev,
                                   E[z, :n], dt, k, km, dval, dbit, r)
