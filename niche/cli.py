@@ -59,6 +59,17 @@ def _cmd_info(a) -> int:
     return 0
 
 
+def _cmd_bench(a) -> int:
+    from .bench import run_bench
+
+    rec = run_bench(a.out, quick=a.quick, e2e_days=a.e2e_days, threads=a.threads,
+                    select=a.select)
+    print((Path(a.out) / "bench.md").read_text())
+    print(f"wrote {Path(a.out) / 'bench.json'}, {Path(a.out) / 'bench.md'}, "
+          f"{Path(a.out) / 'scaling.png'} in {rec['suite_wall_s']:.0f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -78,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="summarise a run file")
     i.add_argument("run", help="run file (.h5)")
     i.set_defaults(func=_cmd_info)
+    b = sub.add_parser("bench", help="run the benchmark suite (JSON + Markdown + PNG)")
+    b.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
+    b.add_argument("--out", default="bench", help="output folder (default bench/)")
+    b.add_argument("--threads", type=int, help="NUMBA_NUM_THREADS for the suite")
+    b.add_argument("--e2e-days", type=float, default=None,
+                   help="simulated days of the end-to-end reference run (default 56; quick 0.25)")
+    b.add_argument("-k", dest="select", help="pytest -k expression to select benchmarks")
+    b.set_defaults(func=_cmd_bench)
     return p
 
 

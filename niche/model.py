@@ -14,6 +14,8 @@ from it for Python-level draws, and counter-based streams inside kernels.
 from __future__ import annotations
 
 import math
+import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,6 +205,8 @@ class NicheModel(mesa.Model):
         self._formed_since_frame = 0
         self._last_frame_tick = 0
         self.frame_readouts: dict[str, float] = {}
+        #: wall seconds spent per phase (rules, handles, fields, movement, bone, observers)
+        self.timings: defaultdict[str, float] = defaultdict(float)
 
         self.rules.initialise(self)
         self.apply_changes()
@@ -403,25 +407,42 @@ class NicheModel(mesa.Model):
     def step(self) -> None:
         """Advance one movement tick."""
         self.start()
+        clock = time.perf_counter
+        tm = self.timings
         tick = self.tick
         dt_min = self.dt_move_min
+        t0 = clock()
         self.rules.forcing(self, self.t_days)
         if tick % self.every_decide == 0 and tick > 0:
             self.rules.decide(self, self.every_decide * dt_min / 1440.0)
+            t1 = clock()
+            tm["rules"] += t1 - t0
             self.apply_changes()
+            t0 = clock()
+            tm["handles"] += t0 - t1
             self.rules.set_rates(self)
             self._update_motility()
+        t1 = clock()
+        tm["rules"] += t1 - t0
         if self.fields is not None and tick % self.every_field == 0:
             self._field_step()
+        t0 = clock()
+        tm["fields"] += t0 - t1
         self._move_step()
-        s = self.cells.alive_slots()
-        self.cells.age_days[s] += np.float32(dt_min / 1440.0)
+        alive = self.cells.alive.view(bool)
+        np.add(self.cells.age_days, np.float32(dt_min / 1440.0), out=self.cells.age_days,
+               where=alive)
         self.tick += 1
+        t1 = clock()
+        tm["movement"] += t1 - t0
         if self.tick % self.every_bone == 0:
             self._bone_step(self.every_bone * dt_min / 1440.0)
+        t0 = clock()
+        tm["bone"] += t0 - t1
         self._notify("on_tick")
         if self.tick % self.every_frame == 0 or self.tick == self.n_ticks:
             self._frame()
+        tm["observers"] += clock() - t0
 
     def _frame(self) -> None:
         """Compute the frame's readouts, notify observers, start the next interval."""
