@@ -199,7 +199,7 @@ def _markdown(rec: dict) -> str:
     L.append("|---|---|---|---|---|")
     for r in rec["rows"]:
         vs = r.get("speedup_of_niche")
-        vs = f"niche {vs:.0f}x faster" if vs else "-"
+        vs = f"niche {vs:.3g}x faster" if vs else "-"
         rf = r.get("roofline_frac")
         L.append(f"| {r['name'].replace('test_', '')} | {r['median_s'] * 1e3:.3g} ms | "
                  f"{_fmt(r['rate'])} {r['unit'] or ''}/s | {vs} | "
