@@ -265,6 +265,10 @@ def run_bench(out_dir: str | Path = "bench", quick: bool = False, e2e_days: floa
     """Run the suite; returns the record (also written to ``out_dir``)."""
     from .io import library_versions
 
+    try:
+        import pytest_benchmark  # noqa: F401
+    except ImportError:
+        raise RuntimeError("niche bench needs pytest-benchmark: pip install -e '.[bench]'") from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
