@@ -23,7 +23,7 @@ import mesa
 import numpy as np
 
 from .agents import AGENT_CLASSES, Cell
-from .cells import TYPE_CODES, TYPE_NAMES, CellStore
+from .cells import TYPE_CODES, TYPE_NAMES, CellStore, State
 from .config import Scenario, load_scenario
 from .fields import FieldSolver
 from .kernels import bone as bone_k
@@ -471,7 +471,6 @@ class NicheModel(mesa.Model):
         alive = cells.alive == 1
         for code, name in enumerate(TYPE_NAMES):
             out[f"n_{name}"] = float(np.count_nonzero(alive & (cells.type == code)))
-        from .cells import State
         reg = alive & (cells.type == TYPE_CODES["tcell"]) & ((cells.state & State.REGULATORY) != 0)
         out["n_treg"] = float(np.count_nonzero(reg))
         ticks = max(self.tick - self._last_frame_tick, 1)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import Scenario, load_scenario
+from .config import Scenario, load_scenario, parse_overrides
 from .io import RunWriter
 from .model import NicheModel, Observer
 
@@ -76,29 +76,16 @@ def run(
     Returns:
         :class:`RunResult` with the path, wall time, frame count and final readouts.
     """
-    ov = dict(overrides) if isinstance(overrides, Mapping) else None
-    if not isinstance(scenario, Scenario):
-        from .config import parse_overrides
-
-        ov = parse_overrides(overrides)
-        if seed is not None:
-            ov["run.seed"] = int(seed)
-        if days is not None:
-            ov["run.days"] = float(days)
-        scenario = load_scenario(scenario, ov)
+    ov = parse_overrides(overrides)
+    if seed is not None:
+        ov["run.seed"] = int(seed)
+    if days is not None:
+        ov["run.days"] = float(days)
+    if isinstance(scenario, Scenario):
+        if ov:
+            scenario = load_scenario(scenario.model_dump(mode="python", exclude_none=True), ov)
     else:
-        upd = dict(ov or {})
-        if overrides is not None and not isinstance(overrides, Mapping):
-            from .config import parse_overrides
-
-            upd.update(parse_overrides(overrides))
-        if seed is not None:
-            upd["run.seed"] = int(seed)
-        if days is not None:
-            upd["run.days"] = float(days)
-        if upd:
-            raw = scenario.model_dump(mode="python", exclude_none=True)
-            scenario = load_scenario(raw, upd)
+        scenario = load_scenario(scenario, ov)
     writer = None
     if write:
         path = Path(out) if out is not None else default_output(scenario)

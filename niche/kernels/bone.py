@@ -7,7 +7,6 @@ slot order so the result is independent of thread count.
 from __future__ import annotations
 
 import numba as nb
-import numpy as np
 
 __all__ = ["resorb", "form"]
 
