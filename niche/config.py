@@ -26,6 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from .biology.params import BiologyParams, InVitroConfig, Perturbation
+from .host import EstrogenConfig, IL2Config, MicrobiotaConfig
+
 __all__ = [
     "ConfigError",
     "Scenario",
@@ -168,7 +171,14 @@ class SolverConfig(_Strict):
 
 
 class Scenario(_Strict):
-    """A validated, frozen scenario."""
+    """A validated, frozen scenario.
+
+    ``rules`` picks the rule set: ``osteoimmune`` (the biology, :mod:`niche.biology`) or
+    ``generic`` (the engine's parameter-driven rules). The host-factor sections
+    (``estrogen``, ``microbiota``, ``il2``) are what the experimenter does to the mouse;
+    ``perturbations`` what is done to cells and pathways; ``invitro`` turns the domain
+    into a culture well.
+    """
 
     name: str = "unnamed"
     description: str = ""
@@ -182,6 +192,13 @@ class Scenario(_Strict):
     fields: dict[str, FieldConfig] = {}
     cells: CellsConfig = CellsConfig()
     output: OutputConfig = OutputConfig()
+    rules: Literal["osteoimmune", "generic"] = "osteoimmune"
+    estrogen: EstrogenConfig = EstrogenConfig()
+    microbiota: MicrobiotaConfig = MicrobiotaConfig()
+    il2: IL2Config = IL2Config()
+    biology: BiologyParams = BiologyParams()
+    perturbations: tuple[Perturbation, ...] = ()
+    invitro: InVitroConfig | None = None
 
     @field_validator("fields")
     @classmethod

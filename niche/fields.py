@@ -238,6 +238,22 @@ class FieldSolver:
         self._rebuild_flags()
         self._impose_dirichlet()
 
+    def set_dirichlet_value(self, substrate: int, value: float) -> None:
+        """Change the held (vessel) value of one substrate, imposed at once.
+
+        Used for time-varying supply (blood IL-2 after a dose, blood SCFAs)."""
+        s = int(substrate)
+        if not self.dirichlet_on[s]:
+            raise ValueError(f"substrate {self.names[s]!r} has no Dirichlet (vessel) value")
+        value = float(value)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"Dirichlet value must be finite and >= 0, got {value}")
+        if self.dirichlet_value[s] == value:
+            return
+        self.dirichlet_value[s] = value
+        held = np.flatnonzero(((self.dirichlet != 0) & (self.solid == 0)).ravel())
+        self.c[s].reshape(-1)[held] = value
+
     # -------------------------------------------------------------- stepping
     def _coefficients(self):
         n = self.n_substrates

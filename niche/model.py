@@ -165,13 +165,21 @@ class NicheModel(mesa.Model):
         self.tick = 0
 
         d = scenario.domain
-        self.lattice = Lattice.generate(d.shape_voxels, d.voxel_um, scenario.bone,
-                                        scenario.vessels, self.rng_geometry)
+        if scenario.invitro is not None:
+            from .biology.invitro import well_lattice
+
+            self.lattice = well_lattice(d.shape_voxels, d.voxel_um, scenario.invitro)
+        else:
+            self.lattice = Lattice.generate(d.shape_voxels, d.voxel_um, scenario.bone,
+                                            scenario.vessels, self.rng_geometry)
+        self.initial_bone = self.lattice.bone.copy()
         self.wall = self.lattice.wall
         self._entry = self.lattice.entry_voxels()
         self._entry_mask = np.zeros(int(np.prod(self.lattice.shape)), bool)
         self._entry_mask[self._entry] = True
         self.params = _TypeParams(scenario, d.voxel_um)
+        #: pM in one voxel per molecule per second -> (pM/s per molecules/s)
+        self.molecules_to_pM = molecules_to_pM(d.voxel_um**3)
 
         fcfg = scenario.fields
         names = scenario.field_names
@@ -183,8 +191,10 @@ class NicheModel(mesa.Model):
             decay_per_s=[fcfg[n].decay_per_s for n in names],
             dx_um=d.voxel_um, dt_s=tm.field_step_min * 60.0,
             km=[fcfg[n].km_pM if fcfg[n].km_pM is not None else np.inf for n in names],
+            # a culture well's top layer is the bulk medium: every substrate is held there
             dirichlet_value=[fcfg[n].vessel_pM or 0.0 for n in names],
-            dirichlet_on=[fcfg[n].vessel_pM is not None for n in names],
+            dirichlet_on=[fcfg[n].vessel_pM is not None or scenario.invitro is not None
+                          for n in names],
             dtype=dtype, dense_rates=False,
         ) if names else None
         if self.fields is not None:
@@ -197,7 +207,14 @@ class NicheModel(mesa.Model):
         self.cells = CellStore(d.shape_voxels, len(names), capacity=1024)
         self._handles: dict[int, Cell] = {}
         self.changes = ChangeSet()
-        self.rules: Rules = rules if rules is not None else GenericRules()
+        if rules is None:
+            if scenario.rules == "osteoimmune":
+                from .biology import OsteoimmuneRules
+
+                rules = OsteoimmuneRules()
+            else:
+                rules = GenericRules()
+        self.rules: Rules = rules
         self.observers = list(observers)
         self.bone_resorbed_voxels = 0
         self.bone_formed_voxels = 0
@@ -341,6 +358,9 @@ class NicheModel(mesa.Model):
         self._chemo_groups = [(int(fi), s[cf == fi]) for fi in np.unique(cf[cf >= 0])]
         for _, sel in self._chemo_groups:
             self._chemo[sel] = p.chemo_strength[cells.type[sel]]
+        adjust = getattr(self.rules, "adjust_motility", None)
+        if adjust is not None:
+            adjust(self)
 
     def _move_step(self) -> None:
         cells = self.cells
@@ -482,4 +502,7 @@ class NicheModel(mesa.Model):
             marrow = lat.bone == 0
             for i, n in enumerate(self.field_names):
                 out[f"mean_{n}_pM"] = float(self.fields.c[i][marrow].astype(np.float64).mean())
+        extra = getattr(self.rules, "readouts", None)
+        if extra is not None:
+            extra(self, out)
         return out

@@ -4,13 +4,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .config import Scenario, load_scenario, parse_overrides
 from .io import RunWriter
 from .model import NicheModel, Observer
 
-__all__ = ["run", "RunResult", "default_output"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["run", "RunResult", "History", "default_output"]
 
 
 class _Progress(Observer):
@@ -38,13 +41,33 @@ class _Progress(Observer):
 
 @dataclass
 class RunResult:
-    """What a finished run returns."""
+    """What a finished run returns.
+
+    ``history`` holds the readouts of every frame (one row per frame, ``t_days`` first),
+    the same series the run file stores under ``/readouts``.
+    """
 
     path: Path | None
     wall_s: float
     frames: int
     readouts: dict[str, float]
     model: NicheModel = field(repr=False)
+    history: "pd.DataFrame" = field(default=None, repr=False)
+
+
+class History(Observer):
+    """Collects every frame's readouts in memory (Mesa DataCollector's role)."""
+
+    def __init__(self):
+        self.rows: list[dict[str, float]] = []
+
+    def on_frame(self, model):
+        self.rows.append(dict(model.frame_readouts))
+
+    def frame(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
 
 
 def default_output(sc: Scenario) -> Path:
@@ -91,7 +114,8 @@ def run(
         path = Path(out) if out is not None else default_output(scenario)
         writer = RunWriter(path, overwrite=overwrite)
     t0 = time.perf_counter()
-    observers: list[Observer] = [_Progress(progress)]
+    history = History()
+    observers: list[Observer] = [history, _Progress(progress)]
     if writer is not None:
         observers.insert(0, writer)
     model = NicheModel(scenario, observers=observers)
@@ -104,4 +128,4 @@ def run(
     wall = time.perf_counter() - t0
     return RunResult(path=writer.path if writer else None, wall_s=wall,
                      frames=writer.frames if writer else 0, readouts=model.frame_readouts,
-                     model=model)
+                     model=model, history=history.frame())

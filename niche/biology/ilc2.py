@@ -1,0 +1,47 @@
+"""ILC2s: IL-2 responsive innate lymphoid cells that hold osteoclastogenesis back.
+
+With their IL-2 signal ``IL2 / (IL2 + K)`` (CD25; Van Gool 2014) ILC2s divide and switch
+on IL-10 and CGRP production (seed 004: low-dose IL-2 promotes IL-10+ and CGRP+ ILC2s,
+required for protection); the programmes fade without IL-2. All ILC2s make IL-4/IL-13
+(Omata 2020). Parameters: :class:`~niche.biology.params.ILC2Params`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..cells import State
+from .context import Ctx, occupancy
+from .tcell import _add
+
+__all__ = ["decide", "rates"]
+
+
+def decide(ctx: Ctx) -> None:
+    p = ctx.P.ilc2
+    s = ctx.slots("ilc2")
+    if s.size == 0:
+        return
+    sig = occupancy(ctx.conc("IL2", s), p.il2_k_pM)
+    par = ctx.events(s, p.division_per_day * sig)
+    ctx.divide(par, "ilc2", ctx.cells.state[par] & np.uint32(State.IL10_PRODUCER
+                                                            | State.CGRP_PRODUCER))
+    for flag, rate, ko in ((State.IL10_PRODUCER, p.il10_induction_per_day, "ilc2_il10"),
+                           (State.CGRP_PRODUCER, p.cgrp_induction_per_day, "ilc2_cgrp")):
+        on = ctx.has(s, flag)
+        if ko not in ctx.knockouts:
+            ctx.set_flag(ctx.events(s[~on], rate * sig[~on]), flag)
+        ctx.set_flag(ctx.events(s[on], p.program_loss_per_day * (1.0 - sig[on])), flag, on=False)
+
+
+def rates(ctx: Ctx, sec, vmax, idx) -> None:
+    p = ctx.P.ilc2
+    s = ctx.slots("ilc2")
+    if s.size == 0:
+        return
+    st = ctx.cells.state[s]
+    il10 = ((st & np.uint32(State.IL10_PRODUCER)) != 0) & ("ilc2_il10" not in ctx.knockouts)
+    cgrp = ((st & np.uint32(State.CGRP_PRODUCER)) != 0) & ("ilc2_cgrp" not in ctx.knockouts)
+    _add(sec, idx, "IL4", s, np.full(s.size, p.il4_molecules_per_s))
+    _add(sec, idx, "IL10", s, np.where(il10, p.il10_molecules_per_s, 0.0))
+    _add(sec, idx, "CGRP", s, np.where(cgrp, p.cgrp_molecules_per_s, 0.0))
+    _add(vmax, idx, "IL2", s, np.full(s.size, p.il2_vmax_molecules_per_s))

@@ -1,0 +1,82 @@
+"""Monocytes: osteoclast precursors that commit under M-CSF and RANKL.
+
+Each monocyte integrates a commitment drive (NFATc1 auto-amplification) in its
+``credit`` (progress 0 -> 1)::
+
+    drive = M-CSF * R * (1 + TNF and IL-17 potentiation) * inhibition
+    R     = free RANKL / (free RANKL + K),  free RANKL = RANKL / (1 + OPG / K_opg)
+    inhibition = 1/(1 + SCFA/K) * 1/(1 + IL10/K) * 1/(1 + CGRP/K) * 1/(1 + IL4/K)
+                 * (1 - block of the IL-2 interferon programme, if on)
+                 * (1 - CTLA-4 block, while touching a Treg)
+    d progress / dt = drive / commitment_days - decay * progress
+
+and becomes a committed precursor (``PRE_OSTEOCLAST``) at progress 1. SCFAs lower the
+TRAF6/NFATc1 drive by metabolic reprogramming (Lucas 2018); IL-10 blocks NFATc1 early
+(Evans & Fox 2007); CGRP and IL-4/IL-13 suppress (seed 004, Omata 2020). IL-2 switches
+RANKL-stimulated monocytes into a STAT1-IRF1 interferon programme (seed 004). Committed
+precursors fuse with touching precursors or osteoclasts (see :mod:`.osteoclast`), die if
+they stay unfused, and are killed by Treg contact (CTLA-4, Zaiss 2007).
+Parameters: :class:`~niche.biology.params.MonocyteParams`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..cells import State
+from .context import Ctx, occupancy
+
+__all__ = ["decide", "commitment_drive"]
+
+
+def commitment_drive(ctx: Ctx, s: np.ndarray, mcsf: float) -> np.ndarray:
+    """The commitment drive of monocytes ``s`` (dimensionless, 1 = full RANKL + M-CSF)."""
+    p = ctx.P.monocyte
+    c = ctx.conc
+    free = c("RANKL", s) / (1.0 + c("OPG", s) / p.opg_k_pM)
+    r = occupancy(free, p.rankl_k_pM)
+    pot = (1.0 + p.tnf_gain * occupancy(c("TNF", s), p.tnf_k_pM)
+           + p.il17_gain * occupancy(c("IL17", s), p.il17_k_pM))
+    inh = (1.0 / (1.0 + c("SCFA", s) / p.scfa_k_pM) / (1.0 + c("IL10", s) / p.il10_k_pM)
+           / (1.0 + c("CGRP", s) / p.cgrp_k_pM) / (1.0 + c("IL4", s) / p.il4_k_pM))
+    ifn = ctx.has(s, State.IFN_PROGRAM)
+    inh = np.where(ifn, inh * (1.0 - p.ifn_inhibition), inh)
+    if "treg_contact" not in ctx.knockouts:
+        touch = ctx.treg_contacts(s) > 0
+        inh = np.where(touch, inh * (1.0 - p.treg_contact_inhibition), inh)
+    return mcsf * r * pot * inh, r
+
+
+def decide(ctx: Ctx, mcsf: float) -> None:
+    p = ctx.P.monocyte
+    s = ctx.slots("monocyte")
+    if s.size == 0:
+        return
+    pre = ctx.has(s, State.PRE_OSTEOCLAST)
+    pres, mono = s[pre], s[~pre]
+    # committed precursors: die unfused, or by Treg contact
+    kill = p.treg_contact_kill_per_day * (ctx.treg_contacts(pres) > 0) * (
+        "treg_contact" not in ctx.knockouts)
+    ctx.model.changes.die(ctx.events(pres, 1.0 / p.preoc_lifespan_days + kill))
+    if mono.size == 0:
+        return
+    drive, r = commitment_drive(ctx, mono, mcsf)
+    # IL-2 interferon programme (needs RANKL stimulation)
+    ifn = ctx.has(mono, State.IFN_PROGRAM)
+    if "monocyte_il2_stat1" not in ctx.knockouts:
+        sig = occupancy(ctx.conc("IL2", mono), p.il2_k_pM) * r
+        ctx.set_flag(ctx.events(mono[~ifn], p.ifn_induction_per_day * sig[~ifn]),
+                     State.IFN_PROGRAM)
+    ctx.set_flag(ctx.events(mono[ifn], p.ifn_loss_per_day), State.IFN_PROGRAM, on=False)
+    # commitment progress (exact integration of the linear ODE over the step)
+    k = p.commitment_decay_per_day
+    prog = ctx.cells.credit[mono].astype(np.float64)
+    gain = drive / p.commitment_days
+    if k > 0:
+        e = np.exp(-k * ctx.dt)
+        prog = prog * e + gain / k * (1.0 - e)
+    else:
+        prog = prog + gain * ctx.dt
+    done = prog >= 1.0
+    prog[done] = 0.0
+    ctx.cells.credit[mono] = prog.astype(np.float32)
+    ctx.set_flag(mono[done], State.PRE_OSTEOCLAST)

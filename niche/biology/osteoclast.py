@@ -1,0 +1,86 @@
+"""Osteoclasts: multinucleated resorbing cells.
+
+- **Fusion**: a committed precursor fuses with a touching osteoclast (nuclei + 1, up to
+  ``max_nuclei``) or with a touching precursor (a new 2-nucleus osteoclast), at
+  ``fusion_per_day``; pairs are made by the :func:`~niche.kernels.fusion.pair_fusions`
+  kernel in a random order.
+- **States**: on bone, a moving osteoclast switches to resorbing at a rate set by its RANKL
+  signal (Kikuta 2013), and back to moving at ``release_per_day`` or when no bone is left
+  beside it. Resorbing cells do not move; they resorb ``resorption_um3_per_day_per_nucleus``
+  x nuclei (``[cells.osteoclast]``) within a footprint that grows with size, and release
+  matrix TGF-beta in proportion to their nuclei.
+- **Apoptosis** at ``apoptosis_per_day * (1 + gain * estrogen)``: estrogen favours
+  osteoclast apoptosis (Nakamura 2007), so it lengthens their life after OVX.
+Parameters: :class:`~niche.biology.params.OsteoclastParams`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..cells import TYPE_CODES, State
+from ..kernels.fusion import pair_fusions, touches_bone
+from .context import Ctx, occupancy, hazard
+from .tcell import _add
+
+__all__ = ["fuse", "decide", "rates"]
+
+_OC = TYPE_CODES["osteoclast"]
+_MONO = TYPE_CODES["monocyte"]
+
+
+def fuse(ctx: Ctx) -> None:
+    p, c = ctx.P, ctx.cells
+    mono = ctx.slots("monocyte")
+    pre = mono[ctx.has(mono, State.PRE_OSTEOCLAST)]
+    if pre.size == 0:
+        return
+    cand = pre[ctx.rng.random(pre.size) < hazard(p.monocyte.fusion_per_day, ctx.dt)]
+    if cand.size == 0:
+        return
+    cand = cand[ctx.rng.permutation(cand.size)]
+    role = np.zeros(c.capacity, np.int8)
+    role[pre] = 1
+    role[ctx.slots("osteoclast")] = 2
+    nuc = c.nuclei.astype(np.int64)
+    absorbed = np.empty(cand.size, np.int64)
+    into = np.empty(cand.size, np.int64)
+    n = pair_fusions(cand, c.z, c.y, c.x, c.occ, role, p.osteoclast.max_nuclei, nuc,
+                     absorbed, into)
+    if n == 0:
+        return
+    absorbed, into = absorbed[:n], into[:n]
+    ctx.model.changes.fuse(absorbed, into)
+    new_oc = into[c.type[into] == _MONO]
+    if new_oc.size:
+        ctx.model.changes.differentiate(new_oc, _OC, new_state=0)
+
+
+def decide(ctx: Ctx) -> None:
+    p = ctx.P.osteoclast
+    s = ctx.slots("osteoclast")
+    if s.size == 0:
+        return
+    ctx.model.changes.die(ctx.events(
+        s, p.apoptosis_per_day * (1.0 + p.estrogen_apoptosis_gain * ctx.host.estrogen)))
+    c = ctx.cells
+    on_bone = touches_bone(s, c.z, c.y, c.x, ctx.model.lattice.bone,
+                           np.zeros(s.size, np.uint8)).astype(bool)
+    res = ctx.has(s, State.RESORBING)
+    mp = ctx.P.monocyte
+    free = ctx.conc("RANKL", s) / (1.0 + ctx.conc("OPG", s) / mp.opg_k_pM)
+    r = occupancy(free, mp.rankl_k_pM)
+    start = ~res & on_bone
+    ctx.set_flag(ctx.events(s[start], p.resorb_switch_per_day * r[start]), State.RESORBING)
+    ctx.set_flag(s[res & ~on_bone], State.RESORBING, on=False)
+    keep = s[res & on_bone]
+    ctx.set_flag(ctx.events(keep, p.release_per_day), State.RESORBING, on=False)
+
+
+def rates(ctx: Ctx, sec, vmax, idx) -> None:
+    p = ctx.P.osteoclast
+    s = ctx.slots("osteoclast")
+    if s.size == 0:
+        return
+    res = ctx.has(s, State.RESORBING)
+    _add(sec, idx, "TGFb", s, np.where(res, p.tgfb_molecules_per_s_per_nucleus, 0.0)
+         * ctx.cells.nuclei[s])

@@ -1,0 +1,389 @@
+"""The osteoimmune parameter table: every value with its unit and its source.
+
+Each cell type's decision parameters live in one pydantic model (section
+``[biology.<type>]`` of a scenario, every key overridable with ``--set``). A parameter is
+declared with :func:`param`, which records the unit and the source (a citation, or
+``calibrated: how``) next to the value; ``docs/parameters.md`` is generated from these
+declarations (``python -m niche.biology.params > docs/parameters.md``) and a test keeps it
+in sync.
+
+Signals are dimensionless occupancies ``c / (c + K)`` of a receptor with half-saturation
+``K`` (pM), so every ``*_k_pM`` below is a receptor affinity or an effective one.
+Rates are per day; secretion is in molecules per second per cell (converted to pM/s in
+the cell's voxel by the engine).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["param", "BiologyParams", "Perturbation", "InVitroConfig", "parameter_rows",
+           "KNOCKOUTS"]
+
+
+def param(value: Any, unit: str, source: str, description: str, **constraints) -> Any:
+    """A documented parameter: default ``value`` with ``unit`` and ``source``."""
+    return Field(default=value, description=description,
+                 json_schema_extra={"unit": unit, "source": source}, **constraints)
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TCellParams(_Params):
+    """Effector CD4 T cells (TNF / IL-17 producers) and regulatory T cells."""
+
+    treg_fraction: float = param(
+        0.15, "1", "Tregs 10-30 % of marrow CD4 (biology.md section 2)",
+        "fraction of entering T cells that are Foxp3+ Tregs in an intact eubiotic mouse",
+        ge=0, le=1)
+    treg_estrogen_dependence: float = param(
+        0.5, "1", "calibrated: Polanczyk 2004 J Immunol 10.4049/jimmunol.173.4.2227 (E2 "
+        "raises Treg number and Foxp3); half of Treg recruitment is made E2-dependent",
+        "Treg fraction scales as (1 - d) + d * estrogen", ge=0, le=1)
+    treg_butyrate_gain: float = param(
+        1.5, "1", "calibrated: Tyagi 2018 Immunity 10.1016/j.immuni.2018.10.013 (butyrate "
+        "about doubles marrow Tregs)",
+        "maximal relative rise of Treg induction by butyrate (saturating)", ge=0)
+    butyrate_k_pM: float = param(
+        2.0e6, "pM", "calibrated: half-effect near physiological blood butyrate+propionate "
+        "(1-5 uM, Cummings 1987 Gut)", "butyrate level of half-maximal Treg induction", gt=0)
+    treg_induction_per_day: float = param(
+        0.05, "1/day", "calibrated: peripheral Treg induction is slow (days)",
+        "maximal rate at which effector T cells convert to Tregs under butyrate", ge=0)
+    treg_il2_k_pM: float = param(
+        10.0, "pM", "IL-2R alpha-beta-gamma Kd ~10 pM (Busse 2010 PNAS 10.1073/pnas.0909278107)",
+        "IL-2 half-saturation of Tregs (CD25 high)", gt=0)
+    effector_il2_k_pM: float = param(
+        100.0, "pM", "Tregs respond to ~10x less IL-2 than effectors (Yu 2015 Diabetes 64:2172)",
+        "IL-2 half-saturation of effector T cells", gt=0)
+    treg_division_per_day: float = param(
+        0.8, "1/day", "calibrated: IL-2 complexes give >10-fold Tregs in 3 days "
+        "(Webster 2009 JEM 10.1084/jem.20082004)",
+        "Treg division rate at saturating IL-2 signal", ge=0)
+    cxcr3_induction_per_day: float = param(
+        1.0, "1/day", "calibrated: low-dose IL-2 expands CXCR3+ Tregs (seed 004)",
+        "rate at which Tregs acquire CXCR3 at saturating IL-2 signal (signal squared)", ge=0)
+    cxcr3_loss_per_day: float = param(
+        0.1, "1/day", "calibrated: CXCR3 expression persists days after stimulation",
+        "rate at which CXCR3+ Tregs return to CXCR3-", ge=0)
+    priming_influx_gain: float = param(
+        0.5, "1", "calibrated: Th17/TNF T cells primed in the gut home to marrow after OVX "
+        "(Li 2016 JCI 10.1172/JCI86062); marrow TNF+ T cells about double (Roggia 2001 PNAS "
+        "10.1073/pnas.251534698)",
+        "effector entry scales as 1 + gain * (priming - 1); priming = 1 in an intact "
+        "eubiotic mouse (niche.host)", ge=0)
+    tnf_fraction: float = param(
+        0.1, "1", "calibrated: a minority of marrow T cells make TNF in intact mice "
+        "(Roggia 2001)", "TNF+ fraction of entering effectors at priming 1 (scales with "
+        "priming, capped at 0.9)", ge=0, le=1)
+    th17_fraction: float = param(
+        0.03, "1", "calibrated: few IL-17+ T cells in intact marrow; Th17 expand after "
+        "sex-steroid deficiency (Li 2016)", "IL-17+ fraction of entering effectors at "
+        "priming 1 (scales with priming)", ge=0, le=1)
+    tnf_molecules_per_s: float = param(
+        2.0, "molecules/s", "calibrated: activated T cells secrete order 1-10 cytokine "
+        "molecules/s (Thurley 2015 PLoS Comput Biol 10.1371/journal.pcbi.1004206)",
+        "TNF secretion per TNF+ T cell (the same after OVX: Roggia 2001)", ge=0)
+    il17_molecules_per_s: float = param(
+        2.0, "molecules/s", "calibrated as TNF (Thurley 2015)", "IL-17 secretion per Th17 cell",
+        ge=0)
+    rankl_molecules_per_s: float = param(
+        0.5, "molecules/s", "calibrated: activated T cells express RANKL (Kong 1999 Nature "
+        "10.1038/46303), less than osteoblasts", "RANKL release per TNF+/Th17 T cell", ge=0)
+    il2_molecules_per_s: float = param(
+        1.0, "molecules/s", "calibrated: activated CD4 secrete ~1-10 IL-2/s (Thurley 2015); "
+        "few marrow effectors are active", "IL-2 secretion per effector T cell", ge=0)
+    treg_il2_vmax_molecules_per_s: float = param(
+        10.0, "molecules/s", "~1e4 IL-2R per Treg internalised with ~1e-3/s turnover "
+        "(Thurley 2015)", "saturable IL-2 uptake of a Treg (Km = fields.IL2.km_pM)", ge=0)
+    treg_il10_molecules_per_s: float = param(
+        0.5, "molecules/s", "calibrated: human Tregs act partly through IL-10 (PMC4002989)",
+        "IL-10 secretion per Treg", ge=0)
+    treg_tgfb_molecules_per_s: float = param(
+        0.2, "molecules/s", "calibrated: Treg TGF-beta1 (PMC4002989)",
+        "TGF-beta secretion per Treg", ge=0)
+    wnt10b_contact_per_day: float = param(
+        2.0, "1/day", "calibrated: Tregs drive CD8 T cells to make Wnt10b (Tyagi 2018)",
+        "rate at which a non-regulatory T cell touching a Treg starts making Wnt10b", ge=0)
+    wnt10b_off_per_day: float = param(
+        1.0, "1/day", "calibrated: Wnt10b expression needs ongoing Treg contact",
+        "rate at which Wnt10b production stops", ge=0)
+    wnt10b_molecules_per_s: float = param(
+        1.0, "molecules/s", "calibrated", "Wnt10b secretion per producing T cell", ge=0)
+
+
+class ILC2Params(_Params):
+    """Group-2 innate lymphoid cells."""
+
+    il2_k_pM: float = param(
+        20.0, "pM", "calibrated: ILC2s express CD25 (high-affinity IL-2R; Van Gool 2014 Blood "
+        "10.1182/blood-2014-03-564120)", "IL-2 half-saturation of ILC2s", gt=0)
+    division_per_day: float = param(
+        0.5, "1/day", "calibrated: IL-2 complexes make ILC2s proliferate (Van Gool 2014)",
+        "ILC2 division rate at saturating IL-2", ge=0)
+    il10_induction_per_day: float = param(
+        1.0, "1/day", "calibrated: low-dose IL-2 promotes IL-10+ ILC2s (seed 004)",
+        "rate of acquiring IL-10 production at saturating IL-2", ge=0)
+    cgrp_induction_per_day: float = param(
+        1.0, "1/day", "calibrated: low-dose IL-2 promotes CGRP+ ILC2s (seed 004)",
+        "rate of acquiring CGRP production at saturating IL-2", ge=0)
+    program_loss_per_day: float = param(
+        0.3, "1/day", "calibrated: cytokine programmes fade over days without IL-2",
+        "rate of losing the IL-10 / CGRP programme", ge=0)
+    il4_molecules_per_s: float = param(
+        1.0, "molecules/s", "calibrated: ILC2s make IL-4/IL-13 constitutively (Omata 2020 Bone "
+        "10.1016/j.bone.2020.115335)", "IL-4/IL-13 secretion per ILC2", ge=0)
+    il10_molecules_per_s: float = param(
+        3.0, "molecules/s", "calibrated (Thurley 2015 order of magnitude)",
+        "IL-10 secretion per IL-10+ ILC2", ge=0)
+    cgrp_molecules_per_s: float = param(
+        3.0, "molecules/s", "calibrated", "CGRP secretion per CGRP+ ILC2", ge=0)
+    il2_vmax_molecules_per_s: float = param(
+        3.0, "molecules/s", "calibrated: fewer IL-2R than Tregs", "saturable IL-2 uptake per ILC2",
+        ge=0)
+
+
+class MonocyteParams(_Params):
+    """Monocytes / osteoclast precursors."""
+
+    mcsf_level: float = param(
+        1.0, "1", "calibrated: constitutive stromal M-CSF is permissive in marrow (1 = enough)",
+        "M-CSF signal (0-1) in vivo; culture wells set their own", ge=0, le=1)
+    rankl_k_pM: float = param(
+        100.0, "pM", "calibrated: RANK-RANKL Kd in the 0.1-1 nM range (Nelson 2012 Structure)",
+        "free-RANKL half-saturation of RANK signalling", gt=0)
+    opg_k_pM: float = param(
+        50.0, "pM", "calibrated: OPG binds RANKL with high affinity (Kd ~ pM-nM; Lemaire 2004 "
+        "J Theor Biol)", "OPG level that halves free RANKL (decoy)", gt=0)
+    tnf_gain: float = param(
+        1.5, "1", "calibrated: TNF potentiates RANKL signalling in precursors (Cenci 2000 JCI "
+        "10.1172/JCI11066)", "maximal relative rise of commitment by TNF", ge=0)
+    tnf_k_pM: float = param(
+        5.0, "pM", "calibrated: TNFR1 Kd ~ 20-500 pM, effective signalling at lower occupancy",
+        "TNF half-saturation", gt=0)
+    il17_gain: float = param(
+        0.5, "1", "calibrated: IL-17 raises RANKL responsiveness (Li 2016)",
+        "maximal relative rise of commitment by IL-17", ge=0)
+    il17_k_pM: float = param(5.0, "pM", "calibrated", "IL-17 half-saturation", gt=0)
+    commitment_days: float = param(
+        1.5, "day", "calibrated: NFATc1 auto-amplification under full RANKL+M-CSF takes 1-2 days; "
+        "multinucleated TRAP+ cells appear by day 3-5 (biology.md)",
+        "time to commit to the osteoclast lineage at full signal", gt=0)
+    commitment_decay_per_day: float = param(
+        0.5, "1/day", "calibrated: NFATc1 programme fades without RANKL",
+        "loss of commitment progress without signal", ge=0)
+    scfa_k_pM: float = param(
+        6.0e6, "pM", "calibrated: propionate/butyrate 150 mM in water prevent OVX loss "
+        "(Lucas 2018 Nat Commun 10.1038/s41467-017-02490-4); little effect at baseline blood "
+        "levels", "SCFA level halving the TRAF6/NFATc1 drive (metabolic reprogramming)", gt=0)
+    il10_k_pM: float = param(
+        5.0, "pM", "calibrated: IL-10 blocks NFATc1 early (Evans & Fox 2007 BMC Cell Biol "
+        "10.1186/1471-2121-8-4); IL-10R Kd ~ 35-200 pM", "IL-10 level halving commitment", gt=0)
+    cgrp_k_pM: float = param(
+        5.0, "pM", "calibrated: CGRP's net effect modelled as suppressive (seed 004; biology.md)",
+        "CGRP level halving commitment", gt=0)
+    il4_k_pM: float = param(
+        10.0, "pM", "calibrated: ILC2 IL-4/IL-13 suppress via STAT6 (Omata 2020)",
+        "IL-4/IL-13 level halving commitment", gt=0)
+    il2_k_pM: float = param(
+        300.0, "pM", "calibrated: monocytes carry intermediate-affinity IL-2R beta-gamma "
+        "(Kd ~ 1 nM)", "IL-2 half-saturation of the STAT1-IRF1 programme", gt=0)
+    ifn_induction_per_day: float = param(
+        4.0, "1/day", "calibrated: IL-2 triggers STAT1-IRF1 in RANKL-stimulated monocytes "
+        "within hours (seed 004)", "rate of entering the interferon programme at full signal",
+        ge=0)
+    ifn_loss_per_day: float = param(
+        0.5, "1/day", "calibrated", "rate of leaving the interferon programme", ge=0)
+    ifn_inhibition: float = param(
+        0.8, "1", "calibrated: the programme suppresses osteoclastogenesis (seed 004)",
+        "fractional block of commitment in the interferon programme", ge=0, le=1)
+    treg_contact_inhibition: float = param(
+        0.85, "1", "calibrated: CTLA-4 contact lowers resorption pits up to 80 % (Zaiss 2007 "
+        "Arthritis Rheum 10.1002/art.23138)", "fractional block of commitment per hour in "
+        "contact with a Treg", ge=0, le=1)
+    treg_contact_kill_per_day: float = param(
+        0.5, "1/day", "calibrated: CTLA-4/CD80-86 induces IDO and precursor apoptosis "
+        "(Bozec 2014 Sci Transl Med)", "death rate of committed precursors touching a Treg",
+        ge=0)
+    fusion_per_day: float = param(
+        6.0, "1/day", "calibrated: in culture, precursors touching each other fuse within "
+        "hours once committed", "fusion rate of a committed precursor with a touching "
+        "precursor or osteoclast", ge=0)
+    preoc_lifespan_days: float = param(
+        3.0, "day", "calibrated: unfused committed precursors die within days",
+        "mean life of a committed mononuclear precursor", gt=0)
+
+
+class OsteoclastParams(_Params):
+    """Multinucleated osteoclasts."""
+
+    apoptosis_per_day: float = param(
+        0.05, "1/day", "calibrated: osteoclast lifespan ~2-3 weeks in mice (Jacome-Galarza 2019 "
+        "Nature 10.1038/s41586-019-1105-7 show long-lived syncytia)",
+        "apoptosis rate without estrogen", ge=0)
+    estrogen_apoptosis_gain: float = param(
+        1.5, "1", "calibrated: estrogen favours osteoclast apoptosis (Nakamura 2007 Cell "
+        "10.1016/j.cell.2007.07.034)", "relative rise of apoptosis at intact estrogen", ge=0)
+    resorb_switch_per_day: float = param(
+        24.0, "1/day", "RANKL switches osteoclasts to resorbing within minutes to hours "
+        "(Kikuta 2013 JCI 10.1172/JCI65054)", "rate of switching to resorbing on bone at "
+        "full RANKL signal", ge=0)
+    release_per_day: float = param(
+        2.0, "1/day", "calibrated: resorption bouts last hours (Kikuta 2013)",
+        "rate of switching from resorbing to moving", ge=0)
+    max_nuclei: int = param(20, "nuclei", "3-20 nuclei (biology.md)",
+                            "no further fusion beyond this size", ge=2, le=100)
+    min_nuclei_multinucleated: int = param(
+        3, "nuclei", "TRAP+ cells with >= 3 nuclei (standard in-vitro count)",
+        "threshold of the multinucleated-osteoclast readout", ge=2)
+    tgfb_molecules_per_s_per_nucleus: float = param(
+        2.0, "molecules/s", "calibrated: resorption releases matrix TGF-beta (coupling; "
+        "Tang 2009 Nat Med)", "TGF-beta release while resorbing, per nucleus", ge=0)
+
+
+class OsteoblastParams(_Params):
+    """Osteoblasts on the bone surface."""
+
+    recruit_per_mm2_per_day: float = param(
+        6.0, "1/(mm^2 day)", "calibrated: Ob.S/BS ~10-15 % in intact mouse trabecular bone",
+        "baseline recruitment onto free bone surface", ge=0)
+    tgfb_recruit_gain: float = param(
+        8.0, "1", "calibrated: TGF-beta released by resorption recruits osteoblasts "
+        "(Tang 2009 Nat Med 10.1038/nm.1979)", "maximal relative rise of recruitment by TGF-beta",
+        ge=0)
+    tgfb_k_pM: float = param(20.0, "pM", "calibrated", "TGF-beta half-saturation", gt=0)
+    wnt10b_recruit_gain: float = param(
+        2.0, "1", "calibrated: Wnt10b from CD8 T cells drives formation (Tyagi 2018)",
+        "maximal relative rise of recruitment by Wnt10b", ge=0)
+    wnt10b_k_pM: float = param(5.0, "pM", "calibrated", "Wnt10b half-saturation", gt=0)
+    rankl_molecules_per_s: float = param(
+        1.0, "molecules/s", "calibrated: osteoblast/stromal RANKL (Pivonka 2008 scale)",
+        "RANKL release of an osteoblast at intact estrogen, no TNF/IL-17", ge=0)
+    opg_molecules_per_s: float = param(
+        2.0, "molecules/s", "calibrated: OPG > RANKL in intact bone (Pivonka 2008)",
+        "OPG release at intact estrogen", ge=0)
+    estrogen_rankl_suppression: float = param(
+        0.5, "1", "calibrated: estrogen lowers osteoblast RANKL (Eghbali-Fatourechi 2003 JCI)",
+        "fractional fall of RANKL at intact vs absent estrogen", ge=0, le=1)
+    estrogen_opg_gain: float = param(
+        0.5, "1", "calibrated: estrogen raises OPG (Hofbauer 1999 Endocrinology)",
+        "fractional OPG at absent estrogen is 1 - this", ge=0, le=1)
+    tnf_rankl_gain: float = param(
+        2.0, "1", "calibrated: TNF raises stromal RANKL (Cenci 2000)",
+        "maximal relative RANKL rise by TNF", ge=0)
+    il17_rankl_gain: float = param(
+        1.0, "1", "calibrated: IL-17 raises RANKL (Li 2016)",
+        "maximal relative RANKL rise by IL-17", ge=0)
+    tnf_k_pM: float = param(5.0, "pM", "calibrated", "TNF half-saturation on osteoblasts", gt=0)
+    il17_k_pM: float = param(5.0, "pM", "calibrated", "IL-17 half-saturation on osteoblasts",
+                             gt=0)
+
+
+class BiologyParams(_Params):
+    """``[biology.*]``: decision parameters of the five cell types."""
+
+    tcell: TCellParams = TCellParams()
+    ilc2: ILC2Params = ILC2Params()
+    monocyte: MonocyteParams = MonocyteParams()
+    osteoclast: OsteoclastParams = OsteoclastParams()
+    osteoblast: OsteoblastParams = OsteoblastParams()
+
+
+#: pathways a ``knockout`` perturbation can remove
+KNOCKOUTS: dict[str, str] = {
+    "monocyte_il2_stat1": "monocytes do not enter the IL-2 STAT1-IRF1 programme",
+    "treg_contact": "Tregs do not suppress precursors by CTLA-4 contact",
+    "ilc2_il10": "ILC2s make no IL-10",
+    "ilc2_cgrp": "ILC2s make no CGRP",
+    "tcell_tnf": "T cells make no TNF",
+    "osteoblast_rankl": "osteoblasts make no RANKL",
+    "treg_il2_uptake": "Tregs do not consume IL-2",
+}
+
+_CELL_OR_STATE = Literal["tcell", "treg", "effector_tcell", "ilc2", "monocyte", "osteoclast",
+                         "osteoblast"]
+
+
+class Perturbation(_Params):
+    """One ``[[perturbations]]`` entry: what the experimenter does to cells or pathways.
+
+    - ``deplete``: remove ``target`` cells (a type, or ``treg``/``effector_tcell``) at
+      ``rate_per_day`` from ``day`` to ``end_day``, and block their entry meanwhile
+      (antibody or diphtheria-toxin depletion);
+    - ``transfer``: inject ``count`` cells of ``target`` at ``day`` (random marrow voxels);
+    - ``knockout``: remove ``pathway`` (see :data:`KNOCKOUTS`) from ``day`` on.
+    """
+
+    kind: Literal["deplete", "transfer", "knockout"]
+    target: _CELL_OR_STATE | None = None
+    pathway: str | None = None
+    day: float = Field(0.0, ge=0)
+    end_day: float | None = None
+    rate_per_day: float = Field(20.0, gt=0)
+    count: int = Field(0, ge=0)
+
+    def model_post_init(self, _ctx) -> None:
+        if self.kind in ("deplete", "transfer") and self.target is None:
+            raise ValueError(f"perturbation kind={self.kind!r} needs 'target'")
+        if self.kind == "transfer" and self.count <= 0:
+            raise ValueError("perturbation kind='transfer' needs count > 0")
+        if self.kind == "knockout":
+            if self.pathway not in KNOCKOUTS:
+                raise ValueError(f"knockout pathway {self.pathway!r} unknown "
+                                 f"(known: {', '.join(KNOCKOUTS)})")
+        if self.end_day is not None and self.end_day < self.day:
+            raise ValueError(f"end_day={self.end_day} is before day={self.day}")
+
+    def active(self, t_days: float) -> bool:
+        return t_days >= self.day and (self.end_day is None or t_days < self.end_day)
+
+
+class InVitroConfig(_Params):
+    """``[invitro]``: a culture well instead of a marrow fragment.
+
+    The domain becomes a well: ``domain.shape_voxels`` = (height, width, width); the top
+    voxel layer is the medium reservoir (held at the medium concentrations, like vessels
+    in vivo); the bottom is plastic, or a bone (dentine) slice of ``bone_slice_um`` for a
+    pit assay (always present; at least one voxel). Monocytes are seeded on the bottom
+    at ``monocytes_per_mm2``.
+    """
+
+    monocytes_per_mm2: float = param(
+        2500.0, "1/mm^2", "calibrated: 1e5 cells per 96-well (0.32 cm^2) bone-marrow "
+        "macrophage cultures (standard protocols)", "seeding density of monocytes", gt=0)
+    treg_per_monocyte: float = param(0.0, "1", "Zaiss 2007 co-culture ratios",
+                                     "Tregs seeded per monocyte", ge=0)
+    bone_slice_um: float = param(20.0, "um", "calibrated: pit depth rarely exceeds 10-20 um",
+                                 "thickness of the bone (dentine) slice at the well bottom; "
+                                 "osteoclast counts are read on it as on plastic", gt=0)
+    mcsf_level: float = param(1.0, "1", "25-30 ng/ml M-CSF saturates (standard protocols)",
+                              "M-CSF signal of the medium (0-1)", ge=0, le=1)
+    rankl_pM: float = param(2500.0, "pM", "50 ng/ml soluble RANKL (~20 kDa) in standard "
+                            "protocols", "medium RANKL", ge=0)
+    il2_pM: float = param(0.0, "pM", "seed 004 used ng/ml IL-2 in culture (1 ng/ml ~ 65 pM)",
+                          "medium IL-2", ge=0)
+    scfa_pM: float = param(0.0, "pM", "Lucas 2018 used 0.1-1 mM propionate/butyrate",
+                           "medium SCFA", ge=0)
+
+
+def parameter_rows() -> list[dict[str, str]]:
+    """Every biology parameter as ``{section, name, value, unit, source, description}``."""
+    rows = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, f in model.model_fields.items():
+            ann = f.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}.{name}")
+                continue
+            extra = f.json_schema_extra or {}
+            rows.append(dict(section=prefix, name=name, value=repr(f.default),
+                             unit=extra.get("unit", ""), source=extra.get("source", ""),
+                             description=f.description or ""))
+
+    walk(BiologyParams, "biology")
+    walk(InVitroConfig, "invitro")
+    return rows

@@ -1,0 +1,112 @@
+"""T cells: effector CD4 (TNF+ / IL-17+) and regulatory T cells (Tregs).
+
+What they sense and do (parameters: :class:`~niche.biology.params.TCellParams`):
+
+- **Entry** at vessels. Effector entry rises with the gut Th17 priming drive (Li 2016),
+  and the TNF+ / IL-17+ fractions of entering effectors rise with it (Roggia 2001: more
+  TNF+ T cells after OVX, the same TNF per cell). The Treg share of entry depends on
+  estrogen (Polanczyk 2004) and on blood butyrate (Tyagi 2018).
+- **Tregs** consume IL-2 through saturable high-affinity receptors (Thurley 2015) and,
+  with their IL-2 signal ``IL2 / (IL2 + K_treg)``, divide and acquire CXCR3 (seed 004);
+  they secrete IL-10 and TGF-beta and suppress precursors they touch (see monocyte).
+- **Butyrate** in the marrow converts effectors into Tregs (peripheral induction).
+- **Wnt10b**: a non-regulatory T cell touching a Treg starts to make Wnt10b (CD8 T cells
+  driven by Tregs, Tyagi 2018), which recruits osteoblasts.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..cells import TYPE_CODES, State
+from .context import Ctx, occupancy
+
+__all__ = ["influx", "decide", "rates"]
+
+_TC = TYPE_CODES["tcell"]
+
+
+def treg_fraction(ctx: Ctx, butyrate_pM: float) -> float:
+    p = ctx.P.tcell
+    d = p.treg_estrogen_dependence
+    f = p.treg_fraction * ((1.0 - d) + d * ctx.host.estrogen)
+    f *= 1.0 + p.treg_butyrate_gain * butyrate_pM / (butyrate_pM + p.butyrate_k_pM)
+    return float(min(f, 0.95))
+
+
+def influx(ctx: Ctx, base_per_day: float, blocked: set[str]) -> None:
+    """Queue the T cells entering at vessels during this step."""
+    p, m = ctx.P.tcell, ctx.model
+    prime = ctx.host.th17_priming
+    but_blood = ctx.scfa_blood_pM * ctx.host.butyrate_fraction
+    f_reg = treg_fraction(ctx, but_blood)
+    lam = base_per_day * m.lattice.volume_mm3 * ctx.dt
+    n_reg = 0 if "treg" in blocked else ctx.rng.poisson(lam * f_reg)
+    n_eff = 0 if "effector_tcell" in blocked else ctx.rng.poisson(
+        lam * (1.0 - f_reg) * max(0.0, 1.0 + p.priming_influx_gain * (prime - 1.0)))
+    if n_reg:
+        m.changes.birth_random(_TC, n_reg, state=np.full(n_reg, State.REGULATORY, np.uint32),
+                               at_vessels=True)
+    if n_eff:
+        f_tnf = min(0.9, p.tnf_fraction * prime)
+        f_17 = min(0.9, p.th17_fraction * prime)
+        u = ctx.rng.random((2, n_eff))
+        st = (np.where(u[0] < f_tnf, np.uint32(State.TNF_PRODUCER), np.uint32(0))
+              | np.where(u[1] < f_17, np.uint32(State.IL17_PRODUCER), np.uint32(0)))
+        m.changes.birth_random(_TC, n_eff, state=st.astype(np.uint32), at_vessels=True)
+
+
+def decide(ctx: Ctx) -> None:
+    p = ctx.P.tcell
+    s = ctx.slots("tcell")
+    if s.size == 0:
+        return
+    reg = ctx.has(s, State.REGULATORY)
+    tregs, effs = s[reg], s[~reg]
+    # Tregs: IL-2 signal drives division and CXCR3
+    sig = occupancy(ctx.conc("IL2", tregs), p.treg_il2_k_pM)
+    cx = ctx.has(tregs, State.CXCR3)
+    par = ctx.events(tregs, p.treg_division_per_day * sig)
+    ctx.divide(par, "tcell", ctx.cells.state[par] & np.uint32(State.REGULATORY | State.CXCR3))
+    ctx.set_flag(ctx.events(tregs[~cx], p.cxcr3_induction_per_day * sig[~cx] ** 2), State.CXCR3)
+    ctx.set_flag(ctx.events(tregs[cx], p.cxcr3_loss_per_day), State.CXCR3, on=False)
+    # effectors: butyrate converts to Tregs; Treg contact starts Wnt10b
+    but = ctx.conc("SCFA", effs) * ctx.host.butyrate_fraction
+    conv = ctx.events(effs, p.treg_induction_per_day * occupancy(but, p.butyrate_k_pM))
+    ctx.set_flag(conv, State.TNF_PRODUCER | State.IL17_PRODUCER | State.WNT10B_PRODUCER,
+                 on=False)
+    ctx.set_flag(conv, State.REGULATORY)
+    effs = np.setdiff1d(effs, conv, assume_unique=True)
+    touch = ctx.treg_contacts(effs) > 0
+    wnt = ctx.has(effs, State.WNT10B_PRODUCER)
+    ctx.set_flag(ctx.events(effs[touch & ~wnt], p.wnt10b_contact_per_day), State.WNT10B_PRODUCER)
+    ctx.set_flag(ctx.events(effs[~touch & wnt], p.wnt10b_off_per_day), State.WNT10B_PRODUCER,
+                 on=False)
+
+
+def rates(ctx: Ctx, sec, vmax, idx) -> None:
+    """Add state-dependent secretion and IL-2 uptake (molecules/s) of T cells."""
+    p = ctx.P.tcell
+    s = ctx.slots("tcell")
+    if s.size == 0:
+        return
+    st = ctx.cells.state[s]
+    reg = (st & np.uint32(State.REGULATORY)) != 0
+    tnf = (st & np.uint32(State.TNF_PRODUCER)) != 0
+    il17 = (st & np.uint32(State.IL17_PRODUCER)) != 0
+    wnt = (st & np.uint32(State.WNT10B_PRODUCER)) != 0
+    ko = ctx.knockouts
+    _add(sec, idx, "TNF", s, np.where(tnf & ("tcell_tnf" not in ko), p.tnf_molecules_per_s, 0.0))
+    _add(sec, idx, "IL17", s, np.where(il17, p.il17_molecules_per_s, 0.0))
+    _add(sec, idx, "RANKL", s, np.where(tnf | il17, p.rankl_molecules_per_s, 0.0))
+    _add(sec, idx, "IL2", s, np.where(reg, 0.0, p.il2_molecules_per_s))
+    _add(sec, idx, "IL10", s, np.where(reg, p.treg_il10_molecules_per_s, 0.0))
+    _add(sec, idx, "TGFb", s, np.where(reg, p.treg_tgfb_molecules_per_s, 0.0))
+    _add(sec, idx, "WNT10B", s, np.where(wnt, p.wnt10b_molecules_per_s, 0.0))
+    if "treg_il2_uptake" not in ko:
+        _add(vmax, idx, "IL2", s, np.where(reg, p.treg_il2_vmax_molecules_per_s, 0.0))
+
+
+def _add(arr, idx, field, slots, values) -> None:
+    j = idx.get(field)
+    if j is not None:
+        arr[slots, j] += np.asarray(values, np.float32)
