@@ -22,14 +22,14 @@ def decide(ctx: Ctx) -> None:
     if s.size == 0:
         return
     sig = occupancy(ctx.conc("IL2", s), p.il2_k_pM)
-    par = ctx.events(s, p.division_per_day * sig)
+    par = ctx.events(s, p.division_per_day * sig ** 2)
     ctx.divide(par, "ilc2", ctx.cells.state[par] & np.uint32(State.IL10_PRODUCER
                                                             | State.CGRP_PRODUCER))
     for flag, rate, ko in ((State.IL10_PRODUCER, p.il10_induction_per_day, "ilc2_il10"),
                            (State.CGRP_PRODUCER, p.cgrp_induction_per_day, "ilc2_cgrp")):
         on = ctx.has(s, flag)
         if ko not in ctx.knockouts:
-            ctx.set_flag(ctx.events(s[~on], rate * sig[~on]), flag)
+            ctx.set_flag(ctx.events(s[~on], rate * sig[~on] ** 2), flag)
         ctx.set_flag(ctx.events(s[on], p.program_loss_per_day * (1.0 - sig[on])), flag, on=False)
 
 

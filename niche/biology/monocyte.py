@@ -1,16 +1,15 @@
 """Monocytes: osteoclast precursors that commit under M-CSF and RANKL.
 
-Each monocyte integrates a commitment drive (NFATc1 auto-amplification) in its
-``credit`` (progress 0 -> 1)::
+A monocyte touching bone (where osteoblasts and osteocytes present RANKL) commits to the
+osteoclast lineage (``PRE_OSTEOCLAST``) at ``commitment_per_day * drive``::
 
     drive = M-CSF * R * (1 + TNF and IL-17 potentiation) * inhibition
     R     = free RANKL / (free RANKL + K),  free RANKL = RANKL / (1 + OPG / K_opg)
     inhibition = 1/(1 + SCFA/K) * 1/(1 + IL10/K) * 1/(1 + CGRP/K) * 1/(1 + IL4/K)
                  * (1 - block of the IL-2 interferon programme, if on)
                  * (1 - CTLA-4 block, while touching a Treg)
-    d progress / dt = drive / commitment_days - decay * progress
 
-and becomes a committed precursor (``PRE_OSTEOCLAST``) at progress 1. SCFAs lower the
+and becomes fusion competent ``maturation_days`` later (its ``credit`` counts the days). SCFAs lower the
 TRAF6/NFATc1 drive by metabolic reprogramming (Lucas 2018); IL-10 blocks NFATc1 early
 (Evans & Fox 2007); CGRP and IL-4/IL-13 suppress (seed 004, Omata 2020). IL-2 switches
 RANKL-stimulated monocytes into a STAT1-IRF1 interferon programme (seed 004). Committed
@@ -23,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cells import State
+from ..kernels.fusion import touches_bone
 from .context import Ctx, occupancy
 
 __all__ = ["decide", "commitment_drive"]
@@ -67,16 +67,12 @@ def decide(ctx: Ctx, mcsf: float) -> None:
         ctx.set_flag(ctx.events(mono[~ifn], p.ifn_induction_per_day * sig[~ifn]),
                      State.IFN_PROGRAM)
     ctx.set_flag(ctx.events(mono[ifn], p.ifn_loss_per_day), State.IFN_PROGRAM, on=False)
-    # commitment progress (exact integration of the linear ODE over the step)
-    k = p.commitment_decay_per_day
-    prog = ctx.cells.credit[mono].astype(np.float64)
-    gain = drive / p.commitment_days
-    if k > 0:
-        e = np.exp(-k * ctx.dt)
-        prog = prog * e + gain / k * (1.0 - e)
-    else:
-        prog = prog + gain * ctx.dt
-    done = prog >= 1.0
-    prog[done] = 0.0
-    ctx.cells.credit[mono] = prog.astype(np.float32)
-    ctx.set_flag(mono[done], State.PRE_OSTEOCLAST)
+    # commitment: precursors touching bone (where RANKL is presented) commit at a rate set
+    # by the drive; committed cells count days in ``credit`` until fusion competent
+    c = ctx.cells
+    on_bone = touches_bone(mono, c.z, c.y, c.x, ctx.model.lattice.bone,
+                           np.zeros(mono.size, np.uint8)).astype(bool)
+    done = ctx.events(mono[on_bone], p.commitment_per_day * drive[on_bone])
+    c.credit[done] = 0.0
+    ctx.set_flag(done, State.PRE_OSTEOCLAST)
+    c.credit[pres] += np.float32(ctx.dt)

@@ -32,6 +32,7 @@ def fuse(ctx: Ctx) -> None:
     p, c = ctx.P, ctx.cells
     mono = ctx.slots("monocyte")
     pre = mono[ctx.has(mono, State.PRE_OSTEOCLAST)]
+    pre = pre[c.credit[pre] >= p.monocyte.maturation_days]  # fusion competent
     if pre.size == 0:
         return
     cand = pre[ctx.rng.random(pre.size) < hazard(p.monocyte.fusion_per_day, ctx.dt)]

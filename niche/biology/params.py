@@ -60,12 +60,16 @@ class TCellParams(_Params):
         100.0, "pM", "Tregs respond to ~10x less IL-2 than effectors (Yu 2015 Diabetes 64:2172)",
         "IL-2 half-saturation of effector T cells", gt=0)
     treg_division_per_day: float = param(
-        0.8, "1/day", "calibrated: IL-2 complexes give >10-fold Tregs in 3 days "
+        0.3, "1/day", "calibrated: IL-2 complexes give >10-fold Tregs in 3 days "
         "(Webster 2009 JEM 10.1084/jem.20082004)",
-        "Treg division rate at saturating IL-2 signal", ge=0)
+        "Treg division rate at saturating IL-2 signal (rate x signal^2: STAT5-driven proliferation needs strong signals)", ge=0)
     cxcr3_induction_per_day: float = param(
         1.0, "1/day", "calibrated: low-dose IL-2 expands CXCR3+ Tregs (seed 004)",
         "rate at which Tregs acquire CXCR3 at saturating IL-2 signal (signal squared)", ge=0)
+    cxcr3_il2_k_pM: float = param(
+        50.0, "pM", "calibrated: CXCR3 (T-bet) induction on Tregs needs sustained strong "
+        "IL-2/STAT5 signals, as under low-dose IL-2 (seed 004)",
+        "IL-2 half-saturation of CXCR3 induction (rate x occupancy^2)", gt=0)
     cxcr3_loss_per_day: float = param(
         0.1, "1/day", "calibrated: CXCR3 expression persists days after stimulation",
         "rate at which CXCR3+ Tregs return to CXCR3-", ge=0)
@@ -94,13 +98,14 @@ class TCellParams(_Params):
         0.5, "molecules/s", "calibrated: activated T cells express RANKL (Kong 1999 Nature "
         "10.1038/46303), less than osteoblasts", "RANKL release per TNF+/Th17 T cell", ge=0)
     il2_molecules_per_s: float = param(
-        1.0, "molecules/s", "calibrated: activated CD4 secrete ~1-10 IL-2/s (Thurley 2015); "
-        "few marrow effectors are active", "IL-2 secretion per effector T cell", ge=0)
+        0.1, "molecules/s", "calibrated: activated CD4 secrete ~1-10 IL-2/s (Thurley 2015); "
+        "a few % of marrow effectors are active at a time (mean over all effectors)",
+        "IL-2 secretion per effector T cell", ge=0)
     treg_il2_vmax_molecules_per_s: float = param(
         10.0, "molecules/s", "~1e4 IL-2R per Treg internalised with ~1e-3/s turnover "
         "(Thurley 2015)", "saturable IL-2 uptake of a Treg (Km = fields.IL2.km_pM)", ge=0)
     treg_il10_molecules_per_s: float = param(
-        0.5, "molecules/s", "calibrated: human Tregs act partly through IL-10 (PMC4002989)",
+        0.1, "molecules/s", "calibrated: human Tregs act partly through IL-10 (PMC4002989)",
         "IL-10 secretion per Treg", ge=0)
     treg_tgfb_molecules_per_s: float = param(
         0.2, "molecules/s", "calibrated: Treg TGF-beta1 (PMC4002989)",
@@ -122,8 +127,8 @@ class ILC2Params(_Params):
         20.0, "pM", "calibrated: ILC2s express CD25 (high-affinity IL-2R; Van Gool 2014 Blood "
         "10.1182/blood-2014-03-564120)", "IL-2 half-saturation of ILC2s", gt=0)
     division_per_day: float = param(
-        0.5, "1/day", "calibrated: IL-2 complexes make ILC2s proliferate (Van Gool 2014)",
-        "ILC2 division rate at saturating IL-2", ge=0)
+        0.3, "1/day", "calibrated: IL-2 complexes make ILC2s proliferate (Van Gool 2014)",
+        "ILC2 division rate at saturating IL-2 (rate x signal^2)", ge=0)
     il10_induction_per_day: float = param(
         1.0, "1/day", "calibrated: low-dose IL-2 promotes IL-10+ ILC2s (seed 004)",
         "rate of acquiring IL-10 production at saturating IL-2", ge=0)
@@ -134,7 +139,7 @@ class ILC2Params(_Params):
         0.3, "1/day", "calibrated: cytokine programmes fade over days without IL-2",
         "rate of losing the IL-10 / CGRP programme", ge=0)
     il4_molecules_per_s: float = param(
-        1.0, "molecules/s", "calibrated: ILC2s make IL-4/IL-13 constitutively (Omata 2020 Bone "
+        0.3, "molecules/s", "calibrated: ILC2s make IL-4/IL-13 constitutively (Omata 2020 Bone "
         "10.1016/j.bone.2020.115335)", "IL-4/IL-13 secretion per ILC2", ge=0)
     il10_molecules_per_s: float = param(
         3.0, "molecules/s", "calibrated (Thurley 2015 order of magnitude)",
@@ -153,10 +158,10 @@ class MonocyteParams(_Params):
         1.0, "1", "calibrated: constitutive stromal M-CSF is permissive in marrow (1 = enough)",
         "M-CSF signal (0-1) in vivo; culture wells set their own", ge=0, le=1)
     rankl_k_pM: float = param(
-        100.0, "pM", "calibrated: RANK-RANKL Kd in the 0.1-1 nM range (Nelson 2012 Structure)",
+        500.0, "pM", "calibrated: RANK-RANKL Kd in the 0.1-1 nM range (Nelson 2012 Structure)",
         "free-RANKL half-saturation of RANK signalling", gt=0)
     opg_k_pM: float = param(
-        50.0, "pM", "calibrated: OPG binds RANKL with high affinity (Kd ~ pM-nM; Lemaire 2004 "
+        1000.0, "pM", "calibrated: OPG binds RANKL with high affinity (Kd ~ pM-nM; Lemaire 2004 "
         "J Theor Biol)", "OPG level that halves free RANKL (decoy)", gt=0)
     tnf_gain: float = param(
         1.5, "1", "calibrated: TNF potentiates RANKL signalling in precursors (Cenci 2000 JCI "
@@ -168,19 +173,20 @@ class MonocyteParams(_Params):
         0.5, "1", "calibrated: IL-17 raises RANKL responsiveness (Li 2016)",
         "maximal relative rise of commitment by IL-17", ge=0)
     il17_k_pM: float = param(5.0, "pM", "calibrated", "IL-17 half-saturation", gt=0)
-    commitment_days: float = param(
-        1.5, "day", "calibrated: NFATc1 auto-amplification under full RANKL+M-CSF takes 1-2 days; "
-        "multinucleated TRAP+ cells appear by day 3-5 (biology.md)",
-        "time to commit to the osteoclast lineage at full signal", gt=0)
-    commitment_decay_per_day: float = param(
-        0.5, "1/day", "calibrated: NFATc1 programme fades without RANKL",
-        "loss of commitment progress without signal", ge=0)
+    commitment_per_day: float = param(
+        1.0, "1/day", "calibrated: in culture with saturating RANKL + M-CSF most precursors "
+        "commit within 1-2 days (NFATc1 induction)", "commitment rate at full drive "
+        "(precursors must touch bone, where RANKL is presented)", ge=0)
+    maturation_days: float = param(
+        1.5, "day", "calibrated: TRAP+ multinucleated cells appear by day 3-5 of culture "
+        "(biology.md); fusion competence (DC-STAMP, OC-STAMP) follows NFATc1 by 1-2 days",
+        "time from commitment to fusion competence", ge=0)
     scfa_k_pM: float = param(
         6.0e6, "pM", "calibrated: propionate/butyrate 150 mM in water prevent OVX loss "
         "(Lucas 2018 Nat Commun 10.1038/s41467-017-02490-4); little effect at baseline blood "
         "levels", "SCFA level halving the TRAF6/NFATc1 drive (metabolic reprogramming)", gt=0)
     il10_k_pM: float = param(
-        5.0, "pM", "calibrated: IL-10 blocks NFATc1 early (Evans & Fox 2007 BMC Cell Biol "
+        200.0, "pM", "calibrated: IL-10 blocks NFATc1 early (Evans & Fox 2007 BMC Cell Biol "
         "10.1186/1471-2121-8-4); IL-10R Kd ~ 35-200 pM", "IL-10 level halving commitment", gt=0)
     cgrp_k_pM: float = param(
         5.0, "pM", "calibrated: CGRP's net effect modelled as suppressive (seed 004; biology.md)",
@@ -225,7 +231,7 @@ class OsteoclastParams(_Params):
         "Nature 10.1038/s41586-019-1105-7 show long-lived syncytia)",
         "apoptosis rate without estrogen", ge=0)
     estrogen_apoptosis_gain: float = param(
-        1.5, "1", "calibrated: estrogen favours osteoclast apoptosis (Nakamura 2007 Cell "
+        1.0, "1", "calibrated: estrogen favours osteoclast apoptosis (Nakamura 2007 Cell "
         "10.1016/j.cell.2007.07.034)", "relative rise of apoptosis at intact estrogen", ge=0)
     resorb_switch_per_day: float = param(
         24.0, "1/day", "RANKL switches osteoclasts to resorbing within minutes to hours "
@@ -266,10 +272,10 @@ class OsteoblastParams(_Params):
         2.0, "molecules/s", "calibrated: OPG > RANKL in intact bone (Pivonka 2008)",
         "OPG release at intact estrogen", ge=0)
     estrogen_rankl_suppression: float = param(
-        0.5, "1", "calibrated: estrogen lowers osteoblast RANKL (Eghbali-Fatourechi 2003 JCI)",
+        0.3, "1", "calibrated: estrogen lowers osteoblast RANKL (Eghbali-Fatourechi 2003 JCI)",
         "fractional fall of RANKL at intact vs absent estrogen", ge=0, le=1)
     estrogen_opg_gain: float = param(
-        0.5, "1", "calibrated: estrogen raises OPG (Hofbauer 1999 Endocrinology)",
+        0.3, "1", "calibrated: estrogen raises OPG (Hofbauer 1999 Endocrinology)",
         "fractional OPG at absent estrogen is 1 - this", ge=0, le=1)
     tnf_rankl_gain: float = param(
         2.0, "1", "calibrated: TNF raises stromal RANKL (Cenci 2000)",

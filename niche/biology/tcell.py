@@ -65,9 +65,10 @@ def decide(ctx: Ctx) -> None:
     # Tregs: IL-2 signal drives division and CXCR3
     sig = occupancy(ctx.conc("IL2", tregs), p.treg_il2_k_pM)
     cx = ctx.has(tregs, State.CXCR3)
-    par = ctx.events(tregs, p.treg_division_per_day * sig)
+    par = ctx.events(tregs, p.treg_division_per_day * sig ** 2)
     ctx.divide(par, "tcell", ctx.cells.state[par] & np.uint32(State.REGULATORY | State.CXCR3))
-    ctx.set_flag(ctx.events(tregs[~cx], p.cxcr3_induction_per_day * sig[~cx] ** 2), State.CXCR3)
+    scx = occupancy(ctx.conc("IL2", tregs[~cx]), p.cxcr3_il2_k_pM)
+    ctx.set_flag(ctx.events(tregs[~cx], p.cxcr3_induction_per_day * scx ** 2), State.CXCR3)
     ctx.set_flag(ctx.events(tregs[cx], p.cxcr3_loss_per_day), State.CXCR3, on=False)
     # effectors: butyrate converts to Tregs; Treg contact starts Wnt10b
     but = ctx.conc("SCFA", effs) * ctx.host.butyrate_fraction

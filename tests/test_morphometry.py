@@ -1,0 +1,283 @@
+"""Local thickness, bone surface and 3D histomorphometry on geometries with known answers.
+
+Thickness convention (niche.morphometry docstring, = BoneJ): diameter = 2 x the distance
+from a voxel centre to the nearest background voxel centre, no +1 correction; beyond the
+array edge is not background.
+"""
+import warnings
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from niche.lattice import generate_bone, marrow_face_count
+from niche.morphometry import (
+    bone_surface_area_um2,
+    bone_surface_faces,
+    count_per_surface,
+    local_thickness,
+    surface_fraction_near,
+    trabecular_morphometry,
+)
+
+VOX = 10.0  # um
+
+
+def _offsets(n: int) -> np.ndarray:
+    """Voxel-centre coordinates relative to the centre of voxel n // 2."""
+    return np.arange(n) - n // 2
+
+
+def ball(d: int, pad: int = 3) -> np.ndarray:
+    """Ball of diameter d voxels centred on a voxel centre (voxels with centre within d/2)."""
+    i = _offsets(d + 2 * pad + 1)
+    r2 = i[:, None, None] ** 2 + i[None, :, None] ** 2 + i[None, None, :] ** 2
+    return (r2 <= (d / 2) ** 2).astype(np.uint8)
+
+
+def rod(d: int, length: int = 12, pad: int = 3) -> np.ndarray:
+    """Cylinder of diameter d along x, spanning the domain (so it has no ends)."""
+    i = _offsets(d + 2 * pad + 1)
+    disk = i[:, None] ** 2 + i[None, :] ** 2 <= (d / 2) ** 2
+    return np.repeat(disk[:, :, None], length, axis=2).astype(np.uint8)
+
+
+def plate(t: int, margin: int = 5, side: int = 10) -> np.ndarray:
+    """Slab t voxels thick across z, spanning the domain in y and x."""
+    b = np.zeros((t + 2 * margin, side, side), np.uint8)
+    b[margin:margin + t] = 1
+    return b
+
+
+def brute_force_thickness(m: np.ndarray) -> np.ndarray:
+    """The definition itself: max over every structure voxel's sphere that holds x."""
+    edt = ndimage.distance_transform_edt(m)
+    a = np.rint(edt * edt).astype(np.int64)
+    grid = np.indices(m.shape).reshape(3, -1).T
+    best = np.zeros(m.size, np.int64)
+    for p in np.argwhere(m):
+        inside = ((grid - p) ** 2).sum(1) <= a[tuple(p)]
+        best[inside] = np.maximum(best[inside], a[tuple(p)])
+    return np.where(m, 2.0 * np.sqrt(best.reshape(m.shape)), 0.0)
+
+
+# ---------------------------------------------------------------- local thickness
+
+def test_matches_definition_on_random_shapes():
+    # ridge reduction + largest-first painting give exactly the all-spheres definition
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        m = ndimage.gaussian_filter(rng.standard_normal((12, 11, 10)), 1.5) > rng.uniform(-0.4, 0.4)
+        if m.all() or not m.any():
+            continue
+        for mask in (m, ~m):
+            np.testing.assert_allclose(local_thickness(mask, 1.0), brute_force_thickness(mask),
+                                       atol=1e-5)  # float32 rounding only
+
+
+@pytest.mark.parametrize("t", range(2, 9))
+def test_plate_thickness(t):
+    b = plate(t)
+    lt = local_thickness(b, VOX)
+    # BoneJ convention, exact: t for even t, t + 1 for odd t (so within 1 voxel of t)
+    expect = (t + t % 2) * VOX
+    assert np.all(lt[b > 0] == pytest.approx(expect, abs=1e-3))
+    assert np.all(lt[b == 0] == 0)
+    m = trabecular_morphometry(b, VOX)
+    assert m["tb_th_um"] == pytest.approx(expect, abs=1e-3)
+    assert abs(m["tb_th_um"] - t * VOX) <= VOX  # within 1 voxel
+    # Tb.N = BV/TV / Tb.Th, in 1/mm
+    assert m["tb_n_per_mm"] == pytest.approx(m["bv_tv"] / m["tb_th_um"] * 1000.0)
+
+
+@pytest.mark.parametrize("gap", range(3, 13))
+def test_gap_between_plates(gap):
+    # two 3-voxel plates touching the z walls; the marrow is only the gap between them
+    b = np.zeros((6 + gap, 8, 8), np.uint8)
+    b[:3] = 1
+    b[3 + gap:] = 1
+    m = trabecular_morphometry(b, VOX)
+    # Tb.Sp = gap for even gap, gap + 1 for odd: within 1 voxel
+    assert m["tb_sp_um"] == pytest.approx((gap + gap % 2) * VOX, abs=1e-3)
+    assert abs(m["tb_sp_um"] - gap * VOX) <= VOX
+
+
+def test_plate_on_wall_reads_mirrored():
+    # beyond the array is not background (BoneJ): a 3-voxel plate on a wall reads as 6
+    b = np.zeros((12, 8, 8), np.uint8)
+    b[:3] = 1
+    assert local_thickness(b, 1.0)[b > 0] == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize("d", range(6, 13))
+def test_rod_thickness(d):
+    b = rod(d)
+    tb_th = trabecular_morphometry(b, VOX)["tb_th_um"]
+    # within 10 % of d, or 1 voxel where that is larger: odd widths read up to +1 voxel,
+    # as odd plates do (d = 9 reads 10 voxels, +11 %); all other d are within 6 %
+    assert abs(tb_th - d * VOX) <= max(0.1 * d * VOX, VOX)
+    if d != 9:
+        assert abs(tb_th / (d * VOX) - 1) < 0.1
+
+
+@pytest.mark.parametrize("d", range(8, 17))
+def test_ball_thickness_and_surface(d):
+    b = ball(d)
+    lt = local_thickness(b, VOX)[b > 0]
+    # every voxel within 1 voxel of d (measured: d + 0.1 .. d + 0.33 voxels)
+    assert np.all(np.abs(lt - d * VOX) <= VOX)
+    m = trabecular_morphometry(b, VOX)
+    # BS/BV = 6/d within 10 % (measured within 5 %); BV is the voxel count
+    assert m["bs_bv_per_mm"] / 1000.0 == pytest.approx(6.0 / (d * VOX), rel=0.10)
+
+
+@pytest.mark.parametrize("d", [8, 12, 16])
+def test_ball_between_voxel_centres_reads_thinner(d):
+    # centred on a voxel corner, the largest voxel-centred sphere is smaller: the known
+    # BoneJ discretisation bias, 1.2..1.6 voxels here; stays within 2 voxels
+    n = d + 6
+    i = np.arange(n) + 0.5 - n / 2
+    b = (i[:, None, None] ** 2 + i[None, :, None] ** 2 + i[None, None, :] ** 2 <= (d / 2) ** 2)
+    lt = local_thickness(b, 1.0)[b]
+    assert np.all((lt < d - 1.0) & (lt > d - 2.0))
+
+
+@pytest.mark.parametrize("t", [2, 3, 5, 8])
+def test_plate_surface(t):
+    b = plate(t)
+    m = trabecular_morphometry(b, VOX)
+    # the plate spans y and x: only its two faces are surface, BS/BV = 2/t within 10 %
+    # (axis-aligned faces read -6.1 %, the Crofton weights' lower bound)
+    assert m["bs_bv_per_mm"] / 1000.0 == pytest.approx(2.0 / (t * VOX), rel=0.10)
+    assert m["bs_um2"] == pytest.approx(2 * 10 * 10 * VOX**2 * 0.938879, rel=1e-6)
+
+
+def test_surface_of_tilted_plane():
+    # half-space below the plane z + y = n - 1/2 (voxel-centre coordinates), normal
+    # (0, 1, 1)/sqrt(2): true area (n - 1/2) sqrt(2) n. The Crofton weights read this
+    # orientation -6.1 %; where the plane meets the walls the replicated wall voxels add
+    # about -30/n % (-0.6 % at n = 48): expect -6.7 %, assert -7 % .. -6 %
+    n = 48
+    z, y, _ = np.indices((n, n, n))
+    area = bone_surface_area_um2(z + y < n, 1.0)
+    assert -0.07 < area / ((n - 0.5) * np.sqrt(2) * n) - 1 < -0.06
+
+
+def test_invariance_shift_transpose_flip():
+    rng = np.random.default_rng(4)
+    core = ndimage.gaussian_filter(rng.standard_normal((14, 12, 10)), 2.0) > 0.1
+    core[[0, -1]] = False
+    core[:, [0, -1]] = False
+    core[:, :, [0, -1]] = False
+    ref = trabecular_morphometry(np.pad(core, 4), VOX)
+    lt_ref = local_thickness(core, VOX)
+    # integer shifts inside a larger domain: the same numbers (rounding only)
+    for off in [(0, 0, 0), (3, 1, 5), (7, 6, 2)]:
+        big = np.zeros((30, 30, 30), bool)
+        big[off[0]:off[0] + 14, off[1]:off[1] + 12, off[2]:off[2] + 10] = core
+        lt = local_thickness(big, VOX)
+        np.testing.assert_array_equal(lt[off[0]:off[0] + 14, off[1]:off[1] + 12,
+                                         off[2]:off[2] + 10], lt_ref)
+        assert trabecular_morphometry(big, VOX)["tb_th_um"] == pytest.approx(ref["tb_th_um"],
+                                                                              rel=1e-9)
+    # axis permutations and flips: the same map, moved (exact)
+    for perm in [(1, 0, 2), (2, 1, 0), (1, 2, 0)]:
+        np.testing.assert_array_equal(local_thickness(core.transpose(perm), VOX),
+                                      lt_ref.transpose(perm))
+    np.testing.assert_array_equal(local_thickness(core[::-1, :, ::-1], VOX), lt_ref[::-1, :, ::-1])
+    # the whole readout, including BS (the Crofton weights are symmetric)
+    moved = trabecular_morphometry(np.pad(core, 4).transpose(2, 0, 1)[:, ::-1], VOX)
+    for k, v in ref.items():
+        assert moved[k] == pytest.approx(v, rel=1e-9), k
+
+
+def test_empty_and_full_masks_give_nan():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no numpy warnings either
+        e = trabecular_morphometry(np.zeros((6, 6, 6), np.uint8), VOX)
+        f = trabecular_morphometry(np.ones((6, 6, 6), np.uint8), VOX)
+        assert not local_thickness(np.zeros((4, 4, 4)), VOX).any()
+        assert np.isnan(local_thickness(np.ones((4, 4, 4)), VOX)).all()
+    assert e["bv_tv"] == 0.0 and e["bs_um2"] == 0.0
+    for k in ("tb_th_um", "tb_sp_um", "tb_n_per_mm", "bs_bv_per_mm"):
+        assert np.isnan(e[k]), k
+    assert f["bv_tv"] == 1.0 and f["bs_um2"] == 0.0 and f["bs_bv_per_mm"] == 0.0
+    for k in ("tb_th_um", "tb_sp_um", "tb_n_per_mm"):
+        assert np.isnan(f[k]), k
+
+
+def test_generated_bone_readouts_consistent():
+    b = generate_bone((32, 32, 32), VOX, 0.15, 50.0, np.random.default_rng(2))
+    m = trabecular_morphometry(b, VOX)
+    assert set(m) == {"bv_tv", "tb_th_um", "tb_sp_um", "tb_n_per_mm", "bs_um2", "bs_bv_per_mm"}
+    assert m["bv_tv"] == pytest.approx(0.15, abs=1e-3)
+    # thickness of 5-voxel plates: 5 or 6 voxels (odd width, +1), allow 40..70 um
+    assert 40.0 < m["tb_th_um"] < 70.0
+    assert m["tb_sp_um"] > m["tb_th_um"]
+    assert m["bs_bv_per_mm"] == pytest.approx(m["bs_um2"] / (b.sum() * VOX**3) * 1000.0)
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError):
+        local_thickness(np.ones((4, 4)), VOX)
+    with pytest.raises(ValueError):
+        local_thickness(np.ones((4, 4, 4)), 0.0)
+    with pytest.raises(ValueError):
+        surface_fraction_near(np.ones((4, 4, 4)), np.zeros((1, 3), int), -1)
+
+
+# ---------------------------------------------------------------- histomorphometry
+
+def test_bone_surface_faces():
+    b = np.zeros((5, 5, 5), np.uint8)
+    b[2, 2, 2] = 1
+    f = bone_surface_faces(b)
+    assert f.dtype == np.uint8 and f.sum() == 6 and f[2, 2, 2] == 0
+    assert f[1, 2, 2] == 1 and f[2, 2, 3] == 1
+    # a marrow voxel in a concave corner touches 3 bone faces
+    c = np.ones((4, 4, 4), np.uint8)
+    c[1:, 1:, 1:] = 0
+    assert bone_surface_faces(c)[1, 1, 1] == 3
+    # total = interior bone/marrow faces; the walls are no surface
+    g = generate_bone((16, 16, 16), VOX, 0.2, 40.0, np.random.default_rng(1))
+    assert int(bone_surface_faces(g).sum()) == marrow_face_count(g)
+
+
+def test_surface_fraction_near_by_hand():
+    # bone: z = 0, 1 of a (6, 5, 7) domain; the surface is the 5 x 7 = 35 faces under the
+    # marrow layer z = 2 (walls are no surface). Chebyshev radius: exact counts.
+    b = np.zeros((6, 5, 7), np.uint8)
+    b[:2] = 1
+    assert surface_fraction_near(b, np.zeros((0, 3), int), 1) == 0.0
+    # cell at (3, 2, 3), r = 1: box z 2..4, y 1..3, x 2..4 -> 3 x 3 faces
+    assert surface_fraction_near(b, np.array([[3, 2, 3]]), 1) == pytest.approx(9 / 35)
+    # cell in the corner (2, 0, 0): box clipped to y 0..1, x 0..1 -> 4 faces
+    assert surface_fraction_near(b, np.array([[2, 0, 0]]), 1) == pytest.approx(4 / 35)
+    # both (disjoint boxes), plus a duplicate cell: 13 faces
+    cells = np.array([[3, 2, 3], [2, 0, 0], [3, 2, 3]])
+    assert surface_fraction_near(b, cells, 1) == pytest.approx(13 / 35)
+    # r = 0 covers the cell's own voxel only; a cell too far up covers nothing
+    assert surface_fraction_near(b, np.array([[2, 4, 6]]), 0) == pytest.approx(1 / 35)
+    assert surface_fraction_near(b, np.array([[5, 2, 3]]), 1) == 0.0
+    # r = 2 from (2, 2, 3): y 0..4, x 1..5 -> 25 faces
+    assert surface_fraction_near(b, np.array([[2, 2, 3]]), 2) == pytest.approx(25 / 35)
+    # no bone surface: undefined
+    assert np.isnan(surface_fraction_near(np.zeros((4, 4, 4)), np.array([[1, 1, 1]]), 1))
+
+
+def test_surface_fraction_many_cells():
+    g = generate_bone((24, 24, 24), VOX, 0.15, 50.0, np.random.default_rng(5))
+    marrow = np.argwhere(g == 0)
+    rng = np.random.default_rng(0)
+    cells = marrow[rng.choice(len(marrow), 300, replace=False)]
+    f1 = surface_fraction_near(g, cells, 1)
+    f2 = surface_fraction_near(g, cells, 2)
+    assert 0.0 < f1 <= f2 <= 1.0
+    assert surface_fraction_near(g, marrow, 0) == pytest.approx(1.0)  # every face covered
+
+
+def test_count_per_surface():
+    assert count_per_surface(10, 1.0e6) == pytest.approx(10.0)  # 1 mm^2 = 1e6 um^2
+    assert count_per_surface(3, 2.5e5) == pytest.approx(12.0)
+    assert np.isnan(count_per_surface(3, 0.0))
+    assert np.isnan(count_per_surface(3, float("nan")))

@@ -1,0 +1,267 @@
+"""niche validate: statistics helpers, the V1-V12 checks on synthetic histories, and the
+dask machinery on tiny runs of the default scenario (one shared 2-worker cluster)."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from niche import validate as V
+
+TINY = {"domain.shape_voxels": [24, 24, 24]}
+
+
+# ---------------------------------------------------------------------------------------
+# statistics and history helpers (analytic values)
+# ---------------------------------------------------------------------------------------
+def test_mean_ci_t_interval():
+    m = V.mean_ci([1, 2, 3])
+    half = 4.302652729911275 * 1.0 / math.sqrt(3)  # t_{0.975, 2} * sd / sqrt(n)
+    assert m.mean == pytest.approx(2.0)
+    assert m.lo == pytest.approx(2 - half) and m.hi == pytest.approx(2 + half)
+    assert m.n == 3 and m.note == ""
+    one = V.mean_ci([0.7])
+    assert one.mean == 0.7 and math.isnan(one.lo) and math.isnan(one.hi)
+    assert "n=1" in one.note
+    dropped = V.mean_ci([1.0, float("nan"), 3.0])
+    assert dropped.n == 2 and dropped.mean == 2.0 and "1 of 3" in dropped.note
+
+
+def _hist(t, **cols):
+    return pd.DataFrame({"t_days": np.asarray(t, float), **{k: np.asarray(v, float)
+                                                            for k, v in cols.items()}})
+
+
+def test_history_helpers():
+    h = _hist([0, 1, 2, 3, 4], x=[0, 10, 20, 30, 40])
+    assert V.value_at(h, "x", 2.4) == 20.0
+    assert V.window_mean(h, "x", 1, 3) == 20.0
+    assert V.window_slope(h, "x", 0, 4) == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="no frame within"):
+        V.value_at(h, "x", 10)
+    with pytest.raises(V.MissingReadout, match="readout y missing"):
+        V.value_at(h, "y", 1)
+
+
+def test_paired_effects():
+    arms = {"a": [_hist([0, 1], x=[1, 3]), _hist([0, 1], x=[1, 4])],
+            "b": [_hist([0, 1], x=[1, 2]), _hist([0, 1], x=[1, 5])],
+            "c": [_hist([0, 1], x=[1, 2.5]), _hist([0, 1], x=[1, 4.5])]}
+    np.testing.assert_allclose(V.paired_rel_effect(arms, "a", "b", "x", 1), [0.5, -0.2])
+    np.testing.assert_allclose(V.paired_ratio(arms, "a", "b", "x", window=(0, 1)),
+                               [2 / 1.5, 2.5 / 3])
+    # (treated - disease) / (control - disease): (2.5-3)/(2-3), (4.5-4)/(5-4)
+    np.testing.assert_allclose(V.prevented_fraction(arms, "c", "a", "b", "x", 1), [0.5, 0.5])
+
+
+# ---------------------------------------------------------------------------------------
+# the V1-V12 table on synthetic histories built to meet every target
+# ---------------------------------------------------------------------------------------
+def _synthetic(n_seeds=3, drop=None, swap=False):
+    rng = np.random.default_rng(0)
+    out = {}
+    base = {"oc_s_bs": 0.05, "ob_s_bs": 0.10, "n_tnf_tcell": 10,
+            "tnf_per_producer_molecules_per_s": 1.0, "n_osteoclast": 20,
+            "formed_mm3_per_day": 1e-3, "n_treg": 50, "n_treg_cxcr3": 5, "n_ilc2_il10": 3,
+            "n_ilc2_cgrp": 3}
+    ovx = dict(base, oc_s_bs=0.08, ob_s_bs=0.13, n_tnf_tcell=20, n_osteoclast=40)
+    for name, arm in V.ARMS.items():
+        hs = []
+        for s in range(n_seeds):
+            g = 1 + 0.05 * (s - 1)  # the seed's geometry, shared by all arms
+            if arm.in_vitro:
+                t = np.arange(0, arm.days + 1e-9, 0.25)
+                oc = np.maximum(0, 10 * (t - 2.5))
+                res = 1000 * np.maximum(0, t - 3)
+                f_oc, f_res = {"vitro": (1, 1), "vitro_il2": (0.5, 1),
+                               "vitro_treg_lo": (0.85, 0.7),
+                               "vitro_treg_hi": (0.5, 0.25)}[name]
+                cols = {"n_oc_multinuc": oc * f_oc, "resorbed_area_um2": res * f_res}
+            else:
+                t = np.arange(0, arm.days + 1e-9, 1.0)
+                loss = 0.22 * (1 - np.exp(-t / 10))
+                p = dict(base)
+                if name == "sham":
+                    bv = np.ones_like(t)
+                elif name == "ovx":
+                    bv, p = 1 - loss, ovx
+                elif name in ("ovx_scfa", "ovx_probiotic"):
+                    bv = 1 - 0.05 * (1 - np.exp(-t / 10))
+                    p = dict(ovx, n_osteoclast=28, formed_mm3_per_day=1.02e-3)
+                elif name == "ovx_il2":
+                    bv = np.where(t <= 28, 1 - loss, 1 - 0.22 * (1 - np.exp(-2.8))
+                                  + 0.002 * (t - 28))
+                    p = dict(ovx, n_treg_cxcr3=20, n_ilc2_il10=6, n_ilc2_cgrp=6)
+                else:  # sham_butyrate
+                    bv = 1 + 0.1 * t / 28
+                    p = dict(base, formed_mm3_per_day=1.3e-3, n_treg=70)
+                cols = {"bv_tv": 0.15 * g * bv, **{k: np.full_like(t, v) for k, v in p.items()}}
+            cols = {k: v * (1 + 0.01 * rng.standard_normal()) for k, v in cols.items()}
+            h = pd.DataFrame({"t_days": t, **cols})
+            if drop and drop[0] == name:
+                h = h.drop(columns=[drop[1]])
+            hs.append(h)
+        out[name] = hs
+    if swap:
+        out["sham"], out["ovx"] = out["ovx"], out["sham"]
+    return out
+
+
+def test_table_structure():
+    assert [r.id for r in V.ROWS] == [f"V{i}" for i in range(1, 13)]
+    for r in V.ROWS:
+        assert r.arms and all(a in V.ARMS for a in r.arms), r.id
+    vitro = {a for a, arm in V.ARMS.items() if arm.in_vitro}
+    assert vitro == {"vitro", "vitro_il2", "vitro_treg_lo", "vitro_treg_hi"}
+    assert V.ARMS["vitro_treg_hi"].overrides == {"invitro.treg_per_monocyte": 0.5}
+    assert V.task_overrides(V.ARMS["vitro_treg_lo"], (24, 24, 24)) == \
+        {"invitro.treg_per_monocyte": 0.1}
+    assert V.task_overrides(V.ARMS["ovx"], (24, 24, 24)) == \
+        {"domain.shape_voxels": [24, 24, 24]}
+
+
+def test_all_rows_pass_on_synthetic_targets():
+    data = _synthetic()
+    for row in V.ROWS:
+        r = V.evaluate(row, data)
+        assert r.passed, (row.id, r.detail)
+        assert np.isfinite(r.effect) and r.ci[0] <= r.effect <= r.ci[1], row.id
+    assert V.evaluate(V.ROWS[0], data).effect == pytest.approx(-0.207, abs=0.02)
+
+
+def test_rows_fail_when_they_should():
+    rows = {r.id: r for r in V.ROWS}
+    swapped = V.evaluate(rows["V1"], _synthetic(swap=True))
+    assert not swapped.passed and swapped.effect > 0
+    missing = V.evaluate(rows["V3"], _synthetic(drop=("ovx", "oc_s_bs")))
+    assert not missing.passed and missing.detail == "readout oc_s_bs missing"
+    one = V.evaluate(rows["V11"], _synthetic(n_seeds=1))
+    assert not one.passed and "n=1" in one.detail
+
+
+# ---------------------------------------------------------------------------------------
+# input checking (no cluster needed: rejected before anything starts)
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw, word", [
+    ({"rows": "V1,V99"}, "V99"),
+    ({"replicates": 0}, "replicates"),
+    ({"shape": "24,24"}, "24,24"),
+    ({"shape": "4,4,4"}, "4,4,4"),
+    ({"shape": "a,b,c"}, "a,b,c"),
+    ({"workers": 0}, "workers"),
+])
+def test_bad_input(kw, word, tmp_path):
+    with pytest.raises(ValueError, match=word):
+        V.run_validation(out_dir=tmp_path, progress=False, **kw)
+    assert not any(tmp_path.iterdir())
+
+
+def test_cli_arguments():
+    p = V.add_arguments(argparse.ArgumentParser())
+    a = p.parse_args(["--rows", "V1,V5", "--quick", "--shape", "32,32,32", "-w", "2"])
+    assert (a.rows, a.quick, a.shape, a.workers, a.replicates, a.out) == \
+        ("V1,V5", True, "32,32,32", 2, None, "validation")
+    assert [r.id for r in V.parse_rows(a.rows)] == ["V1", "V5"]
+    assert V.parse_shape(a.shape) == (32, 32, 32) and V.parse_shape("16") == (16, 16, 16)
+
+
+# ---------------------------------------------------------------------------------------
+# dask machinery on tiny runs of the default scenario
+# ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def client():
+    before = os.environ.get("NUMBA_NUM_THREADS")
+    with V.local_client(2) as c:
+        assert os.environ.get("NUMBA_NUM_THREADS") == before  # this process untouched
+        yield c
+
+
+def test_workers_single_threaded(client):
+    env = client.run(lambda: os.environ.get("NUMBA_NUM_THREADS"))
+    assert len(env) == 2 and set(env.values()) == {"1"}
+
+
+def test_tasks_run_and_are_deterministic(client):
+    arm = V.Arm("tiny", "default", 1, TINY)
+    out = V.run_tasks(client, [(arm, 1), (arm, 1), (arm, 2)])
+    assert all(o.ok for o in out), [o.error for o in out]
+    assert [o.seed for o in out] == [1, 1, 2]
+    assert out[0].meta["numba_threads"] == 1 and out[0].meta["shape"] == (24, 24, 24)
+    h = out[0].history
+    assert list(h["t_days"]) == [0.0, 1.0] and "bv_tv" in h.columns
+    pd.testing.assert_frame_equal(out[0].history, out[1].history)
+    assert not out[0].history.equals(out[2].history)
+
+
+def _args(tmp_path, *argv):
+    p = V.add_arguments(argparse.ArgumentParser())
+    return p.parse_args(["--out", str(tmp_path / "val"), "--replicates", "2", "-q", *argv])
+
+
+def _ci_up(arms):  # paired: denser bone in "b" than in "a", same seeds
+    m = V.mean_ci(V.paired_rel_effect(arms, "b", "a", "bv_tv", 1))
+    return V.RowResult(m.mean, m.ci, bool(m.lo > 0), "bv_tv b vs a")
+
+
+def _impossible(arms):
+    m = V.mean_ci(V.per_seed(arms, "a", lambda h: V.value_at(h, "bv_tv", 1)))
+    return V.RowResult(m.mean, m.ci, bool(m.mean > 1), "bv_tv > 1", unit="")
+
+
+def _needs_missing(arms):
+    return V.RowResult(V.value_at(arms["a"][0], "no_such_readout", 1), (0, 0), True, "")
+
+
+TEST_ARMS = {
+    "a": V.Arm("a", "default", 1, TINY),
+    "b": V.Arm("b", "default", 1, dict(TINY, **{"bone.bv_tv": 0.2})),
+    "broken": V.Arm("broken", "no_such_scenario", 1),
+}
+TEST_TABLE = [
+    V.Row("T1", "denser bone", "BV/TV", "up", ("a", "b"), _ci_up, "CI > 0"),
+    V.Row("T2", "impossible", "BV/TV", "> 1", ("a",), _impossible),
+    V.Row("T3", "missing readout", "x", "-", ("a",), _needs_missing),
+    V.Row("T4", "broken scenario", "x", "-", ("broken",), _ci_up),
+]
+
+
+def test_main_pass_and_report(client, tmp_path, capsys):
+    assert V.main(_args(tmp_path, "--rows", "T1"), table=TEST_TABLE, arms=TEST_ARMS,
+                  client=client) == 0
+    report = (tmp_path / "val" / "report.md").read_text()
+    assert "| T1 |" in report and "**PASS**" in report and "2 seeds per arm" in report
+    png = tmp_path / "val" / "invivo_bv_tv.png"
+    assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![invivo_bv_tv](invivo_bv_tv.png)" in report
+    assert "T1" in capsys.readouterr().out
+
+
+def test_main_failures(client, tmp_path, capsys):
+    assert V.main(_args(tmp_path), table=TEST_TABLE, arms=TEST_ARMS, client=client) == 1
+    rep = V.run_validation(rows="T2,T3,T4", replicates=1, out_dir=None, progress=False,
+                           table=TEST_TABLE, arms=TEST_ARMS, client=client)
+    r = rep.results
+    assert not rep.passed and not any(x.passed for x in r.values())
+    assert r["T3"].detail == "readout no_such_readout missing"
+    assert "arm broken seed 1" in r["T4"].detail and "no_such_scenario" in r["T4"].detail
+    assert [(o.arm, o.seed) for o in rep.failures] == [("broken", 1)]
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "run failed: arm broken seed 1" in out
+
+
+def test_quick_shapes(client, tmp_path):
+    arms = {"iv": V.Arm("iv", "default", 1),
+            "vt": V.Arm("vt", "default", 1, {"domain.shape_voxels": [16, 16, 16]},
+                        in_vitro=True)}
+    table = [V.Row("V10", "", "", "", ("vt",), _impossible),
+             V.Row("V11", "", "", "", ("iv",), _impossible),
+             V.Row("V1", "", "", "", ("iv", "vt"), _impossible)]
+    rep = V.run_validation(quick=True, out_dir=None, progress=False, table=table, arms=arms,
+                           client=client)
+    assert [r.id for r in rep.rows] == ["V10", "V11"] and rep.replicates == 2
+    shapes = {(o.arm, o.meta["shape"]) for o in rep.outcomes}
+    assert shapes == {("iv", (24, 24, 24)), ("vt", (16, 16, 16))}
