@@ -108,7 +108,7 @@ class TCellParams(_Params):
         0.1, "molecules/s", "calibrated: human Tregs act partly through IL-10 (PMC4002989)",
         "IL-10 secretion per Treg", ge=0)
     treg_tgfb_molecules_per_s: float = param(
-        0.2, "molecules/s", "calibrated: Treg TGF-beta1 (PMC4002989)",
+        0.02, "molecules/s", "calibrated: Treg TGF-beta1 (PMC4002989)",
         "TGF-beta secretion per Treg", ge=0)
     wnt10b_contact_per_day: float = param(
         2.0, "1/day", "calibrated: Tregs drive CD8 T cells to make Wnt10b (Tyagi 2018)",
@@ -174,7 +174,7 @@ class MonocyteParams(_Params):
         "maximal relative rise of commitment by IL-17", ge=0)
     il17_k_pM: float = param(5.0, "pM", "calibrated", "IL-17 half-saturation", gt=0)
     commitment_per_day: float = param(
-        1.0, "1/day", "calibrated: in culture with saturating RANKL + M-CSF most precursors "
+        2.0, "1/day", "calibrated: in culture with saturating RANKL + M-CSF most precursors "
         "commit within 1-2 days (NFATc1 induction)", "commitment rate at full drive "
         "(precursors must touch bone, where RANKL is presented)", ge=0)
     maturation_days: float = param(
@@ -238,7 +238,7 @@ class OsteoclastParams(_Params):
         "(Kikuta 2013 JCI 10.1172/JCI65054)", "rate of switching to resorbing on bone at "
         "full RANKL signal", ge=0)
     release_per_day: float = param(
-        2.0, "1/day", "calibrated: resorption bouts last hours (Kikuta 2013)",
+        0.5, "1/day", "calibrated: resorption bouts last hours (Kikuta 2013)",
         "rate of switching from resorbing to moving", ge=0)
     max_nuclei: int = param(20, "nuclei", "3-20 nuclei (biology.md)",
                             "no further fusion beyond this size", ge=2, le=100)
@@ -260,7 +260,8 @@ class OsteoblastParams(_Params):
         8.0, "1", "calibrated: TGF-beta released by resorption recruits osteoblasts "
         "(Tang 2009 Nat Med 10.1038/nm.1979)", "maximal relative rise of recruitment by TGF-beta",
         ge=0)
-    tgfb_k_pM: float = param(20.0, "pM", "calibrated", "TGF-beta half-saturation", gt=0)
+    tgfb_k_pM: float = param(300.0, "pM", "calibrated: near the marrow mean, so recruitment "
+                             "follows local resorption", "TGF-beta half-saturation", gt=0)
     wnt10b_recruit_gain: float = param(
         2.0, "1", "calibrated: Wnt10b from CD8 T cells drives formation (Tyagi 2018)",
         "maximal relative rise of recruitment by Wnt10b", ge=0)

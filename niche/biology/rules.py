@@ -16,6 +16,7 @@ from ..cells import TYPE_CODES, TYPE_NAMES, State
 from ..host import host_state
 from ..rules.generic import GenericRules
 from . import ilc2, monocyte, osteoblast, osteoclast, tcell
+from ..kernels.fusion import touches_bone
 from .context import Ctx
 from .readouts import biology_readouts
 
@@ -186,11 +187,13 @@ class OsteoimmuneRules(GenericRules):
         cells.vmax[s] += vmax[s] * conv
 
     def adjust_motility(self, model) -> None:
-        """Resorbing osteoclasts stay put."""
-        s = model.cells.slots_of_type(TYPE_CODES["osteoclast"])
+        """Osteoclasts on bone stay attached (they resorb or wait there; Kikuta 2013);
+        only those off bone migrate (up the RANKL gradient) to find a surface."""
+        c = model.cells
+        s = c.slots_of_type(TYPE_CODES["osteoclast"])
         if s.size:
-            res = (model.cells.state[s] & np.uint32(State.RESORBING)) != 0
-            model._hop_prob[s[res]] = 0.0
+            on = touches_bone(s, c.z, c.y, c.x, model.lattice.bone, np.zeros(s.size, np.uint8))
+            model._hop_prob[s[on.astype(bool)]] = 0.0
 
     def remodel(self, model, dt_days: float) -> None:
         cfg = model.scenario.cells
