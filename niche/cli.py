@@ -1,4 +1,4 @@
-"""Command line: ``niche run``, ``niche info``.
+"""Command line: ``niche run``, ``niche info``, ``niche bench``, ``niche validate``.
 
 Errors in the user's input (scenario, overrides, output path, run file) print one line,
 ``niche: error: ...``, and exit with status 2.
@@ -13,8 +13,10 @@ __all__ = ["main"]
 
 
 def _fmt_readouts(r: dict[str, float]) -> str:
-    keys = ["bv_tv", "tb_th_um", "tb_sp_um", "n_tcell", "n_treg", "n_ilc2", "n_monocyte",
-            "n_osteoclast", "n_osteoblast", "resorbed_mm3_per_day", "formed_mm3_per_day"]
+    keys = ["bv_tv", "tb_th_um", "tb_sp_um", "tb_n_per_mm", "oc_s_bs", "ob_s_bs",
+            "n_tcell", "n_treg", "n_treg_cxcr3", "n_tnf_tcell", "n_ilc2", "n_ilc2_il10",
+            "n_ilc2_cgrp", "n_monocyte", "n_osteoclast", "n_oc_multinuc", "n_osteoblast",
+            "resorbed_mm3_per_day", "formed_mm3_per_day", "resorbed_area_um2"]
     lines = []
     for k in keys:
         if k in r:
@@ -70,6 +72,16 @@ def _cmd_bench(a) -> int:
     return 0
 
 
+def _cmd_validate(a) -> int:
+    from . import validate
+
+    try:
+        return validate.main(a)
+    except ValueError as e:  # bad rows / replicates / shape: one line, status 2
+        print(f"niche: error: {e}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -97,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated days of the end-to-end reference run (default 56; quick 0.25)")
     b.add_argument("-k", dest="select", help="pytest -k expression to select benchmarks")
     b.set_defaults(func=_cmd_bench)
+    from . import validate
+
+    v = sub.add_parser("validate", help="run the validation targets V1-V12 (biology.md 3)")
+    validate.add_arguments(v)
+    v.set_defaults(func=_cmd_validate)
     return p
 
 

@@ -66,7 +66,9 @@ def decide(ctx: Ctx, mcsf: float) -> None:
         sig = occupancy(ctx.conc("IL2", mono), p.il2_k_pM) * r
         ctx.set_flag(ctx.events(mono[~ifn], p.ifn_induction_per_day * sig[~ifn]),
                      State.IFN_PROGRAM)
-    ctx.set_flag(ctx.events(mono[ifn], p.ifn_loss_per_day), State.IFN_PROGRAM, on=False)
+    sig_all = occupancy(ctx.conc("IL2", mono[ifn]), p.il2_k_pM)
+    ctx.set_flag(ctx.events(mono[ifn], p.ifn_loss_per_day * (1.0 - sig_all)), State.IFN_PROGRAM,
+                 on=False)
     # commitment: precursors touching bone (where RANKL is presented) commit at a rate set
     # by the drive; committed cells count days in ``credit`` until fusion competent
     c = ctx.cells
