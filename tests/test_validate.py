@@ -265,3 +265,14 @@ def test_quick_shapes(client, tmp_path):
     assert [r.id for r in rep.rows] == ["V10", "V11"] and rep.replicates == 2
     shapes = {(o.arm, o.meta["shape"]) for o in rep.outcomes}
     assert shapes == {("iv", (24, 24, 24)), ("vt", (16, 16, 16))}
+
+
+def test_quick_validation_rows_pass_with_the_real_culture_scenarios(tmp_path):
+    """The quick subset (V10 onset, V11 IL-2) of `niche validate` passes on the shipped
+    in-vitro scenarios (2 seeds, the suite's budget)."""
+    from niche.validate import run_validation
+
+    rep = run_validation(rows=["V10", "V11"], quick=True, workers=2, out_dir=tmp_path,
+                         progress=False)
+    assert [rep.results[k].passed for k in ("V10", "V11")] == [True, True], rep.table_text()
+    assert (tmp_path / "report.md").is_file()
