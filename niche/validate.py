@@ -670,6 +670,9 @@ def local_client(workers: int | None = None) -> Iterator[Any]:
     with _restored_environ():
         with _restored_environ(), dask.config.set(
                 {"distributed.nanny.pre-spawn-environ.NUMBA_NUM_THREADS": "1"}):
+            # a NUMBA_NUM_THREADS already in this process's environment would win over
+            # pre-spawn-environ in the spawned workers: set it here too (restored above)
+            os.environ["NUMBA_NUM_THREADS"] = "1"
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=logging.ERROR)
         try:
