@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..model import NicheModel
     from .params import BiologyParams
 
-__all__ = ["Ctx", "occupancy", "hazard"]
+__all__ = ["Ctx", "occupancy", "hazard", "add_rate"]
 
 
 def occupancy(c: np.ndarray, k: float) -> np.ndarray:
@@ -25,6 +25,15 @@ def occupancy(c: np.ndarray, k: float) -> np.ndarray:
 def hazard(rate_per_day, dt_days: float) -> np.ndarray:
     """Probability of an event with the given rate within ``dt_days``."""
     return -np.expm1(-np.asarray(rate_per_day, np.float64) * dt_days)
+
+
+def add_rate(arr: np.ndarray, idx: dict[str, int], field: str, slots: np.ndarray,
+             values) -> None:
+    """Add per-cell rates (molecules/s) for ``field`` to ``arr[slots]``; a no-op when the
+    scenario has no such field."""
+    j = idx.get(field)
+    if j is not None:
+        arr[slots, j] += np.asarray(values, np.float32)
 
 
 @dataclass

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cells import State
-from .context import Ctx, occupancy
-from .tcell import _add
+from .context import Ctx, add_rate, occupancy
 
 __all__ = ["decide", "rates"]
 
@@ -41,7 +40,7 @@ def rates(ctx: Ctx, sec, vmax, idx) -> None:
     st = ctx.cells.state[s]
     il10 = ((st & np.uint32(State.IL10_PRODUCER)) != 0) & ("ilc2_il10" not in ctx.knockouts)
     cgrp = ((st & np.uint32(State.CGRP_PRODUCER)) != 0) & ("ilc2_cgrp" not in ctx.knockouts)
-    _add(sec, idx, "IL4", s, np.full(s.size, p.il4_molecules_per_s))
-    _add(sec, idx, "IL10", s, np.where(il10, p.il10_molecules_per_s, 0.0))
-    _add(sec, idx, "CGRP", s, np.where(cgrp, p.cgrp_molecules_per_s, 0.0))
-    _add(vmax, idx, "IL2", s, np.full(s.size, p.il2_vmax_molecules_per_s))
+    add_rate(sec, idx, "IL4", s, np.full(s.size, p.il4_molecules_per_s))
+    add_rate(sec, idx, "IL10", s, np.where(il10, p.il10_molecules_per_s, 0.0))
+    add_rate(sec, idx, "CGRP", s, np.where(cgrp, p.cgrp_molecules_per_s, 0.0))
+    add_rate(vmax, idx, "IL2", s, np.full(s.size, p.il2_vmax_molecules_per_s))

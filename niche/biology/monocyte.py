@@ -28,8 +28,9 @@ from .context import Ctx, occupancy
 __all__ = ["decide", "commitment_drive"]
 
 
-def commitment_drive(ctx: Ctx, s: np.ndarray, mcsf: float) -> np.ndarray:
-    """The commitment drive of monocytes ``s`` (dimensionless, 1 = full RANKL + M-CSF)."""
+def commitment_drive(ctx: Ctx, s: np.ndarray, mcsf: float) -> tuple[np.ndarray, np.ndarray]:
+    """The commitment drive of monocytes ``s`` (dimensionless, 1 = full RANKL + M-CSF) and
+    their RANKL occupancy."""
     p = ctx.P.monocyte
     c = ctx.conc
     free = c("RANKL", s) / (1.0 + c("OPG", s) / p.opg_k_pM)

@@ -16,8 +16,7 @@ import numpy as np
 
 from ..cells import TYPE_CODES
 from ..lattice import face_neighbour_any
-from .context import Ctx, hazard, occupancy
-from .tcell import _add
+from .context import Ctx, add_rate, hazard, occupancy
 
 __all__ = ["recruit", "rates"]
 
@@ -62,5 +61,5 @@ def rates(ctx: Ctx, sec, vmax, idx) -> None:
     if "osteoblast_rankl" in ctx.knockouts:
         rankl = np.zeros(s.size)
     opg = p.opg_molecules_per_s * (1.0 - p.estrogen_opg_gain * (1.0 - e))
-    _add(sec, idx, "RANKL", s, rankl)
-    _add(sec, idx, "OPG", s, np.full(s.size, opg))
+    add_rate(sec, idx, "RANKL", s, rankl)
+    add_rate(sec, idx, "OPG", s, np.full(s.size, opg))

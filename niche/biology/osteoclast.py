@@ -19,8 +19,7 @@ import numpy as np
 
 from ..cells import TYPE_CODES, State
 from ..kernels.fusion import pair_fusions, touches_bone
-from .context import Ctx, occupancy, hazard
-from .tcell import _add
+from .context import Ctx, add_rate, hazard, occupancy
 
 __all__ = ["fuse", "decide", "rates"]
 
@@ -83,5 +82,5 @@ def rates(ctx: Ctx, sec, vmax, idx) -> None:
     if s.size == 0:
         return
     res = ctx.has(s, State.RESORBING)
-    _add(sec, idx, "TGFb", s, np.where(res, p.tgfb_molecules_per_s_per_nucleus, 0.0)
+    add_rate(sec, idx, "TGFb", s, np.where(res, p.tgfb_molecules_per_s_per_nucleus, 0.0)
          * ctx.cells.nuclei[s])

@@ -155,7 +155,6 @@ class OsteoimmuneRules(GenericRules):
 
     def _perturb(self, ctx: Ctx) -> None:
         model = ctx.model
-        cells = model.cells
         for i, p in enumerate(model.scenario.perturbations):
             if p.kind == "deplete" and p.active(model.t_days):
                 s = _target_slots(ctx, p.target)
@@ -168,7 +167,6 @@ class OsteoimmuneRules(GenericRules):
                                            state=np.full(p.count, state, np.uint32),
                                            nuclei=getattr(model.scenario.cells, name).nuclei,
                                            near_bone=name in ("osteoclast", "osteoblast"))
-        del cells
 
     def set_rates(self, model) -> None:
         ctx = self._ctx or self._ctx_now(model, 0.0)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cells import TYPE_CODES, State
-from .context import Ctx, occupancy
+from .context import Ctx, add_rate, occupancy
 
 __all__ = ["influx", "decide", "rates"]
 
@@ -96,18 +96,13 @@ def rates(ctx: Ctx, sec, vmax, idx) -> None:
     il17 = (st & np.uint32(State.IL17_PRODUCER)) != 0
     wnt = (st & np.uint32(State.WNT10B_PRODUCER)) != 0
     ko = ctx.knockouts
-    _add(sec, idx, "TNF", s, np.where(tnf & ("tcell_tnf" not in ko), p.tnf_molecules_per_s, 0.0))
-    _add(sec, idx, "IL17", s, np.where(il17, p.il17_molecules_per_s, 0.0))
-    _add(sec, idx, "RANKL", s, np.where(tnf | il17, p.rankl_molecules_per_s, 0.0))
-    _add(sec, idx, "IL2", s, np.where(reg, 0.0, p.il2_molecules_per_s))
-    _add(sec, idx, "IL10", s, np.where(reg, p.treg_il10_molecules_per_s, 0.0))
-    _add(sec, idx, "TGFb", s, np.where(reg, p.treg_tgfb_molecules_per_s, 0.0))
-    _add(sec, idx, "WNT10B", s, np.where(wnt, p.wnt10b_molecules_per_s, 0.0))
+    add_rate(sec, idx, "TNF", s, np.where(tnf & ("tcell_tnf" not in ko), p.tnf_molecules_per_s, 0.0))
+    add_rate(sec, idx, "IL17", s, np.where(il17, p.il17_molecules_per_s, 0.0))
+    add_rate(sec, idx, "RANKL", s, np.where(tnf | il17, p.rankl_molecules_per_s, 0.0))
+    add_rate(sec, idx, "IL2", s, np.where(reg, 0.0, p.il2_molecules_per_s))
+    add_rate(sec, idx, "IL10", s, np.where(reg, p.treg_il10_molecules_per_s, 0.0))
+    add_rate(sec, idx, "TGFb", s, np.where(reg, p.treg_tgfb_molecules_per_s, 0.0))
+    add_rate(sec, idx, "WNT10B", s, np.where(wnt, p.wnt10b_molecules_per_s, 0.0))
     if "treg_il2_uptake" not in ko:
-        _add(vmax, idx, "IL2", s, np.where(reg, p.treg_il2_vmax_molecules_per_s, 0.0))
+        add_rate(vmax, idx, "IL2", s, np.where(reg, p.treg_il2_vmax_molecules_per_s, 0.0))
 
-
-def _add(arr, idx, field, slots, values) -> None:
-    j = idx.get(field)
-    if j is not None:
-        arr[slots, j] += np.asarray(values, np.float32)
