@@ -1,4 +1,6 @@
-"""Command line: ``niche run``, ``niche info``, ``niche bench``, ``niche validate``.
+"""Command line: ``niche run``, ``niche info``, ``niche bench``, ``niche validate``, and the
+3D replay (package ``viz``): ``niche render``, ``niche view``, ``niche serve``,
+``niche export-xdmf``.
 
 Errors in the user's input (scenario, overrides, output path, run file) print one line,
 ``niche: error: ...``, and exit with status 2.
@@ -114,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="run the validation targets V1-V12 (biology.md 3)")
     validate.add_arguments(v)
     v.set_defaults(func=_cmd_validate)
+    from viz.cli import add_subcommands
+
+    add_subcommands(sub)
     return p
 
 

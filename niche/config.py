@@ -164,6 +164,8 @@ class OutputConfig(_Strict):
     fields: list[str] | Literal["all"] = "all"
     compression: Literal["lz4", "gzip", "none"] = "lz4"
     field_dtype: Literal["float32", "float16"] = "float32"
+    #: write the XDMF sidecar (``<out>.xdmf`` + gzip ``<out>.xdmf.h5``) when the run ends
+    xdmf: bool = True
 
 
 class SolverConfig(_Strict):

@@ -203,7 +203,7 @@ class ProbioticIntervention(_Timed):
         "dysbiosis_tau_days.",
         ge=0.0, le=1.0, allow_inf_nan=False)
     butyrate_fold: float = _f(
-        1.5, "fold",
+        2.0, "fold",
         "calibrated: Tyagi et al. 2018 Immunity 10.1016/j.immuni.2018.10.013 (LGG raises "
         "gut and serum butyrate; its bone effect needs butyrate); magnitude assumed",
         "Multiplier of the community's butyrate production while given (colonised host).",
@@ -300,9 +300,9 @@ class MicrobiotaConfig(_Frozen):
         "Butyrate share of blood propionate + butyrate in a eubiotic host.",
         ge=0.0, le=1.0, allow_inf_nan=False)
     supplement_gain_per_mM: float = _f(
-        1.0 / 150.0, "1/mM",
+        2.0 / 150.0, "1/mM",
         "calibrated: assumed linear in dose (intake = concentration x ~4 ml water/day); "
-        "150 mM (Lucas 2018) set to double the blood level of the supplemented acid; no "
+        "150 mM (Lucas 2018) set to triple the blood level of the supplemented acid; no "
         "dose-response data",
         "Rise of the blood level of the supplemented acid per mM in the drinking water, as "
         "a fraction of that acid's eubiotic blood level.",

@@ -182,6 +182,7 @@ class RunWriter:
 
     def on_end(self, model) -> None:
         self.close(complete=True)
+        write_sidecar(self.path, model.scenario.output.xdmf)
 
     def close(self, complete: bool = False) -> None:
         if self.f is None:
@@ -191,6 +192,26 @@ class RunWriter:
         self.f = None
         if complete:
             os.replace(self.tmp, self.path)
+
+
+def write_sidecar(path: Path, enabled: bool = True) -> None:
+    """Write the XDMF sidecar of a finished run file (``viz.xdmf``; ParaView, VisIt).
+
+    With ``enabled=False`` a stale sidecar of a replaced run is removed instead. A failure
+    is a warning: the run file itself is complete.
+    """
+    from viz.xdmf import write_xdmf, xdmf_paths
+
+    try:
+        if enabled:
+            write_xdmf(path)
+        else:
+            for p in xdmf_paths(path):
+                p.unlink(missing_ok=True)
+    except (OSError, ValueError) as e:  # pragma: no cover - disk full, permissions
+        import warnings
+
+        warnings.warn(f"XDMF sidecar of {path.name} not written: {e}", stacklevel=2)
 
 
 class RunFile:
@@ -296,6 +317,11 @@ class RunFile:
         df = pd.DataFrame({c: ag[c][a:b] for c in AGENT_COLUMNS})
         df["type_name"] = pd.Categorical.from_codes(df["type"].astype(int), self.type_names)
         return df
+
+    @property
+    def frame_offsets(self) -> np.ndarray:
+        """(n_frames + 1,) int64: rows of frame k in ``/agents`` are ``[off[k], off[k+1])``."""
+        return self._off[: self.n_frames + 1]
 
     def n_agents(self, frame: int) -> int:
         k = self._frame(frame)

@@ -41,3 +41,15 @@ def cli(tmp_path):
                               capture_output=True, text=True, cwd=tmp_path, env=e, timeout=600)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def run_path(tmp_path_factory):
+    """A small real run file for the viewer tests: 24^3, three frames, every cell type."""
+    import niche
+
+    out = tmp_path_factory.mktemp("viz") / "small.h5"
+    niche.run("default", out, overrides={
+        **tiny_overrides(1.0), "domain.shape_voxels": [24, 24, 24],
+        "cells.ilc2.initial_per_mm3": 20000.0, "cells.osteoclast.initial_per_mm3": 20000.0})
+    return out

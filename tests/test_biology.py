@@ -54,25 +54,32 @@ def test_il2_dosing_reaches_the_marrow():
 
 
 def test_estrogen_loss_raises_osteoblast_rankl_and_lowers_opg():
-    """Osteoblast RANKL/OPG output follows estrogen (rates set by the osteoblast module)."""
+    """Osteoblast RANKL/OPG output follows estrogen exactly (no TNF/IL-17 present):
+    RANKL x (1 - s E) / (1 - s), OPG x (1 - g (1 - E))."""
+    from niche.biology import osteoblast
     from niche.host import estrogen_level
 
     out, e = {}, {}
     for name in ("sham", "ovx"):
-        m = NicheModel(load_scenario(name, tiny_overrides(3.0)))
-        m.run()
-        t_dec = (m.tick - 1) // m.every_decide * m.every_decide * m.dt_move_min / 1440.0
-        e[name] = estrogen_level(m.scenario.estrogen, t_dec)  # at the last decision step
-        ob = m.cells.slots_of_type(TYPE_CODES["osteoblast"])
-        conv = m.molecules_to_pM
-        out[name] = (m.cells.secretion[ob, m.field_index("RANKL")].mean() / conv,
-                     m.cells.secretion[ob, m.field_index("OPG")].mean() / conv)
+        m = NicheModel(load_scenario(name, tiny_overrides(0.1)))
+        m.rules.forcing(m, 30.0, force=True)
+        e[name] = estrogen_level(m.scenario.estrogen, 30.0)
+        ctx = m.rules._ctx_now(m, 1.0 / 24.0)
+        for f in ("TNF", "IL17"):
+            m.fields.c[m.field_index(f)][...] = 0.0
+        idx = {n: i for i, n in enumerate(m.field_names)}
+        sec = np.zeros((m.cells.capacity, len(idx)), np.float32)
+        osteoblast.rates(ctx, sec, sec.copy(), idx)
+        ob = ctx.slots("osteoblast")
+        out[name] = (sec[ob, idx["RANKL"]].mean(), sec[ob, idx["OPG"]].mean())
     p = load_scenario("sham").biology.osteoblast
-    # OPG per cell depends on estrogen only: exact ratio 1 - gain * (1 - E)
     assert e["sham"] == 1.0 and e["ovx"] < 0.2
+    assert out["sham"][0] == pytest.approx(p.rankl_molecules_per_s, rel=1e-6)
+    assert out["ovx"][0] / out["sham"][0] == pytest.approx(
+        (1 - p.estrogen_rankl_suppression * e["ovx"]) / (1 - p.estrogen_rankl_suppression),
+        rel=1e-5)
     assert out["ovx"][1] / out["sham"][1] == pytest.approx(
-        1 - p.estrogen_opg_gain * (1 - e["ovx"]), rel=1e-4)
-    assert out["ovx"][0] > 1.3 * out["sham"][0]
+        1 - p.estrogen_opg_gain * (1 - e["ovx"]), rel=1e-5)
 
 
 def test_tnf_per_producing_t_cell_is_unchanged_by_ovx():
@@ -191,3 +198,72 @@ def test_parameter_docs_are_in_sync_and_sourced():
     for r in parameter_rows():
         assert r["source"].strip(), f"{r['section']}.{r['name']} has no source"
         assert r["unit"].strip(), f"{r['section']}.{r['name']} has no unit"
+
+
+def _ctx(name, **ov):
+    m = NicheModel(load_scenario(name, tiny_overrides(0.1) | ov))
+    return m, m.rules._ctx_now(m, 1.0 / 24.0)
+
+
+def test_mechanostat_recruits_more_osteoblasts_when_bone_is_lost():
+    """Recruitment factor (BV_0 / BV) ** (2 n): 1 on the adapted bone, exact after a loss."""
+    from niche.biology.osteoblast import mechanostat
+
+    m, ctx = _ctx("sham")
+    assert mechanostat(ctx) == pytest.approx(1.0)
+    bone = m.lattice.bone
+    bv0 = int(bone.sum())
+    bone[: bone.shape[0] // 2] = 0
+    bv = int(bone.sum())
+    assert 0 < bv < bv0
+    n = ctx.P.osteoblast.mechanostat_exponent
+    assert mechanostat(ctx) == pytest.approx((bv0 / bv) ** (2 * n), rel=1e-12)
+    m2, ctx2 = _ctx("sham", **{"biology.osteoblast.mechanostat_exponent": 0.0})
+    m2.lattice.bone[: bone.shape[0] // 2] = 0
+    assert mechanostat(ctx2) == 1.0
+
+
+def test_osteoclast_apoptosis_rises_with_tgfb_and_estrogen():
+    from niche.biology.osteoclast import apoptosis_rate
+
+    rates = {}
+    for name in ("sham", "ovx"):
+        m, ctx = _ctx(name, **{"run.days": 30.0})
+        m.rules.forcing(m, 30.0, force=True)
+        ctx = m.rules._ctx_now(m, 1.0 / 24.0)
+        s = ctx.slots("osteoclast")
+        assert s.size > 0
+        j = m.field_index("TGFb")
+        m.fields.c[j][...] = 0.0
+        ctx._conc.clear()
+        low = apoptosis_rate(ctx, s)
+        p = ctx.P.osteoclast
+        m.fields.c[j][...] = p.tgfb_k_pM       # half saturation
+        ctx._conc.clear()
+        high = apoptosis_rate(ctx, s)
+        np.testing.assert_allclose(high / low, 1.0 + 0.5 * p.tgfb_apoptosis_gain, rtol=1e-6)
+        rates[name] = float(low[0])
+    p = load_scenario("sham").biology.osteoclast
+    assert rates["sham"] == pytest.approx(p.apoptosis_per_day * (1 + p.estrogen_apoptosis_gain))
+    assert rates["ovx"] < rates["sham"]
+
+
+def test_bone_surface_presents_membrane_rankl_in_vivo_only():
+    """Cells touching bone see osteocyte/lining-cell RANKL; not in culture, not when the
+    osteoblast lineage's RANKL is knocked out."""
+    from niche.biology.monocyte import rankl_signal
+
+    def signals(name, ov):
+        m = NicheModel(load_scenario(name, ov))
+        ctx = m.rules._ctx_now(m, 1.0 / 24.0)
+        s = ctx.slots("monocyte")[:50]
+        return (rankl_signal(ctx, s, np.ones(s.size, bool)),
+                rankl_signal(ctx, s, np.zeros(s.size, bool)))
+
+    on, off = signals("sham", tiny_overrides(0.1))
+    assert np.all(on > off) and np.all(off == 0.0)       # fields start empty
+    on, off = signals("sham", tiny_overrides(0.1) | {
+        "perturbations": [{"kind": "knockout", "pathway": "osteoblast_rankl"}]})
+    assert np.all(on == 0.0)
+    on, off = signals("invitro_osteoclastogenesis", _vitro(0.1))
+    np.testing.assert_array_equal(on, off)

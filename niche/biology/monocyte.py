@@ -4,7 +4,8 @@ A monocyte touching bone (where osteoblasts and osteocytes present RANKL) commit
 osteoclast lineage (``PRE_OSTEOCLAST``) at ``commitment_per_day * drive``::
 
     drive = M-CSF * R * (1 + TNF and IL-17 potentiation) * inhibition
-    R     = free RANKL / (free RANKL + K),  free RANKL = RANKL / (1 + OPG / K_opg)
+    R     = free RANKL / (free RANKL + K),
+    free RANKL = (soluble RANKL + membrane RANKL of the bone surface) / (1 + OPG / K_opg)
     inhibition = 1/(1 + SCFA/K) * 1/(1 + IL10/K) * 1/(1 + CGRP/K) * 1/(1 + IL4/K)
                  * (1 - block of the IL-2 interferon programme, if on)
                  * (1 - CTLA-4 block, while touching a Treg)
@@ -23,18 +24,28 @@ import numpy as np
 
 from ..cells import State
 from ..kernels.fusion import touches_bone
+from . import osteoblast
 from .context import Ctx, occupancy
 
 __all__ = ["decide", "commitment_drive"]
 
 
-def commitment_drive(ctx: Ctx, s: np.ndarray, mcsf: float) -> tuple[np.ndarray, np.ndarray]:
+def rankl_signal(ctx: Ctx, s: np.ndarray, on_bone: np.ndarray) -> np.ndarray:
+    """RANK occupancy of cells ``s``: soluble RANKL plus the membrane RANKL of the bone
+    surface for cells touching bone, with OPG as decoy."""
+    p = ctx.P.monocyte
+    rankl = ctx.conc("RANKL", s) + osteoblast.surface_rankl_pM(ctx, s, on_bone)
+    free = rankl / (1.0 + ctx.conc("OPG", s) / p.opg_k_pM)
+    return occupancy(free, p.rankl_k_pM)
+
+
+def commitment_drive(ctx: Ctx, s: np.ndarray, mcsf: float,
+                     on_bone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The commitment drive of monocytes ``s`` (dimensionless, 1 = full RANKL + M-CSF) and
     their RANKL occupancy."""
     p = ctx.P.monocyte
     c = ctx.conc
-    free = c("RANKL", s) / (1.0 + c("OPG", s) / p.opg_k_pM)
-    r = occupancy(free, p.rankl_k_pM)
+    r = rankl_signal(ctx, s, on_bone)
     pot = (1.0 + p.tnf_gain * occupancy(c("TNF", s), p.tnf_k_pM)
            + p.il17_gain * occupancy(c("IL17", s), p.il17_k_pM))
     inh = (1.0 / (1.0 + c("SCFA", s) / p.scfa_k_pM) / (1.0 + c("IL10", s) / p.il10_k_pM)
@@ -60,7 +71,10 @@ def decide(ctx: Ctx, mcsf: float) -> None:
     ctx.model.changes.die(ctx.events(pres, 1.0 / p.preoc_lifespan_days + kill))
     if mono.size == 0:
         return
-    drive, r = commitment_drive(ctx, mono, mcsf)
+    c = ctx.cells
+    on_bone = touches_bone(mono, c.z, c.y, c.x, ctx.model.lattice.bone,
+                           np.zeros(mono.size, np.uint8)).astype(bool)
+    drive, r = commitment_drive(ctx, mono, mcsf, on_bone)
     # IL-2 interferon programme (needs RANKL stimulation)
     ifn = ctx.has(mono, State.IFN_PROGRAM)
     if "monocyte_il2_stat1" not in ctx.knockouts:
@@ -72,9 +86,6 @@ def decide(ctx: Ctx, mcsf: float) -> None:
                  on=False)
     # commitment: precursors touching bone (where RANKL is presented) commit at a rate set
     # by the drive; committed cells count days in ``credit`` until fusion competent
-    c = ctx.cells
-    on_bone = touches_bone(mono, c.z, c.y, c.x, ctx.model.lattice.bone,
-                           np.zeros(mono.size, np.uint8)).astype(bool)
     done = ctx.events(mono[on_bone], p.commitment_per_day * drive[on_bone])
     c.credit[done] = 0.0
     ctx.set_flag(done, State.PRE_OSTEOCLAST)

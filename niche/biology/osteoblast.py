@@ -2,11 +2,20 @@
 
 - **Recruitment** (births) onto free marrow voxels touching bone at
   ``recruit_per_mm2_per_day`` per mm^2 of bone face, raised by TGF-beta released by
-  resorption (coupling; Tang 2009) and by Wnt10b from Treg-driven T cells (Tyagi 2018).
+  resorption (coupling; Tang 2009) and by Wnt10b from Treg-driven T cells (Tyagi 2018),
+  and scaled by the **mechanostat**: the habitual load is carried by less bone when
+  BV/TV falls, so the apparent strain rises as (BV/TV_0 / BV/TV)^2 (trabecular modulus
+  ~ density^2, Gibson 1985), osteocytes release less sclerostin and recruit more
+  osteoblasts (Frost 1987; Robling 2008; Huiskes 2000). BV/TV_0 is the structure the
+  adult animal is adapted to, the bone at day 0.
 - **Formation** at the mineral apposition rate ``apposition_um_per_day``
   (``[cells.osteoblast]``) over one voxel face.
-- **RANKL and OPG**: RANKL falls with estrogen and rises with TNF and IL-17 (Cenci 2000,
-  Li 2016); OPG rises with estrogen (Hofbauer 1999).
+- **RANKL and OPG**: osteoblast-lineage RANKL falls with estrogen and rises with TNF and
+  IL-17 (Cenci 2000, Li 2016); OPG rises with estrogen (Hofbauer 1999). Most RANKL is
+  membrane-bound on osteocytes and lining cells and presented to cells touching bone
+  (``surface_rankl_pM``; Nakashima 2011, Xiong 2011, Fujiwara 2016); osteoblasts secrete
+  some soluble RANKL and most of the OPG, so more osteoblasts mean less free RANKL
+  (the osteoblast-to-osteoclast inhibition of Komarova 2003).
 Lifespan and motility come from ``[cells.osteoblast]``.
 Parameters: :class:`~niche.biology.params.OsteoblastParams`.
 """
@@ -18,9 +27,24 @@ from ..cells import TYPE_CODES
 from ..lattice import face_neighbour_any
 from .context import Ctx, add_rate, hazard, occupancy
 
-__all__ = ["recruit", "rates"]
+__all__ = ["recruit", "rates", "mechanostat", "surface_rankl_pM"]
 
 _OB = TYPE_CODES["osteoblast"]
+
+
+def mechanostat(ctx: Ctx) -> float:
+    """Recruitment factor of the mechanostat: (apparent strain / adapted strain) ** n, with
+    apparent strain ~ (BV/TV_0 / BV/TV) ** 2 at constant load (1 at day 0)."""
+    n = ctx.P.osteoblast.mechanostat_exponent
+    m = ctx.model
+    if n == 0.0:
+        return 1.0
+    bv0 = float(np.count_nonzero(m.initial_bone))
+    bv = float(np.count_nonzero(m.lattice.bone))
+    if bv0 == 0.0:
+        return 1.0
+    strain = min((bv0 / max(bv, 1.0)) ** 2, 100.0)  # capped: a near-empty domain
+    return float(strain ** n)
 
 
 def recruit(ctx: Ctx) -> None:
@@ -39,12 +63,33 @@ def recruit(ctx: Ctx) -> None:
         return m.fields.c[m.field_index(name)][z, y, x].astype(np.float64)
 
     face_mm2 = (lat.voxel_um * 1e-3) ** 2
-    rate = p.recruit_per_mm2_per_day * face_mm2 * (
+    rate = p.recruit_per_mm2_per_day * face_mm2 * mechanostat(ctx) * (
         1.0 + p.tgfb_recruit_gain * occupancy(at("TGFb"), p.tgfb_k_pM)
         + p.wnt10b_recruit_gain * occupancy(at("WNT10B"), p.wnt10b_k_pM))
     hit = ctx.rng.random(cand.size) < hazard(rate, ctx.dt)
     if hit.any():
         m.changes.birth_at(_OB, z[hit], y[hit], x[hit])
+
+
+def _lineage_rankl(ctx: Ctx, s: np.ndarray) -> np.ndarray:
+    """Relative RANKL expression of osteoblast-lineage cells near cells ``s``: 1 at intact
+    estrogen without TNF/IL-17; 1 / (1 - suppression) without estrogen (Eghbali-Fatourechi
+    2003), raised by TNF and IL-17 (Cenci 2000, Li 2016); 0 when knocked out."""
+    p = ctx.P.osteoblast
+    if "osteoblast_rankl" in ctx.knockouts:
+        return np.zeros(s.size)
+    sup = p.estrogen_rankl_suppression
+    f = (1.0 - sup * ctx.host.estrogen) / max(1.0 - sup, 1e-6)
+    return f * (1.0 + p.tnf_rankl_gain * occupancy(ctx.conc("TNF", s), p.tnf_k_pM)
+                + p.il17_rankl_gain * occupancy(ctx.conc("IL17", s), p.il17_k_pM))
+
+
+def surface_rankl_pM(ctx: Ctx, s: np.ndarray, on_bone: np.ndarray) -> np.ndarray:
+    """Membrane RANKL that osteocytes and lining cells present to cells ``s`` touching bone
+    (``on_bone``); none in culture wells (devitalised bone slices)."""
+    if ctx.model.scenario.invitro is not None:
+        return np.zeros(s.size)
+    return np.where(on_bone, ctx.P.osteoblast.surface_rankl_pM * _lineage_rankl(ctx, s), 0.0)
 
 
 def rates(ctx: Ctx, sec, vmax, idx) -> None:
@@ -53,13 +98,6 @@ def rates(ctx: Ctx, sec, vmax, idx) -> None:
     if s.size == 0:
         return
     e = ctx.host.estrogen
-    # at intact estrogen (e = 1) RANKL is rankl_molecules_per_s; without it, 1 / (1 - s) x
-    sup = p.estrogen_rankl_suppression
-    rankl = p.rankl_molecules_per_s * (1.0 - sup * e) / max(1.0 - sup, 1e-6)
-    rankl = rankl * (1.0 + p.tnf_rankl_gain * occupancy(ctx.conc("TNF", s), p.tnf_k_pM)
-                     + p.il17_rankl_gain * occupancy(ctx.conc("IL17", s), p.il17_k_pM))
-    if "osteoblast_rankl" in ctx.knockouts:
-        rankl = np.zeros(s.size)
     opg = p.opg_molecules_per_s * (1.0 - p.estrogen_opg_gain * (1.0 - e))
-    add_rate(sec, idx, "RANKL", s, rankl)
+    add_rate(sec, idx, "RANKL", s, p.rankl_molecules_per_s * _lineage_rankl(ctx, s))
     add_rate(sec, idx, "OPG", s, np.full(s.size, opg))

@@ -9,8 +9,10 @@
   beside it. Resorbing cells do not move; they resorb ``resorption_um3_per_day_per_nucleus``
   x nuclei (``[cells.osteoclast]``) within a footprint that grows with size, and release
   matrix TGF-beta in proportion to their nuclei.
-- **Apoptosis** at ``apoptosis_per_day * (1 + gain * estrogen)``: estrogen favours
-  osteoclast apoptosis (Nakamura 2007), so it lengthens their life after OVX.
+- **Apoptosis** at ``apoptosis_per_day * (1 + gain * estrogen) * (1 + TGF-beta term)``:
+  estrogen favours osteoclast apoptosis (Nakamura 2007), so it lengthens their life after
+  OVX; TGF-beta released by resorption induces it (Hughes 1996; the negative feedback of
+  the Lemaire 2004 / Pivonka 2008 models), so resorption limits itself.
 Parameters: :class:`~niche.biology.params.OsteoclastParams`.
 """
 from __future__ import annotations
@@ -20,8 +22,9 @@ import numpy as np
 from ..cells import TYPE_CODES, State
 from ..kernels.fusion import pair_fusions, touches_bone
 from .context import Ctx, add_rate, hazard, occupancy
+from .monocyte import rankl_signal
 
-__all__ = ["fuse", "decide", "rates"]
+__all__ = ["fuse", "decide", "rates", "apoptosis_rate"]
 
 _OC = TYPE_CODES["osteoclast"]
 _MONO = TYPE_CODES["monocyte"]
@@ -55,20 +58,24 @@ def fuse(ctx: Ctx) -> None:
         ctx.model.changes.differentiate(new_oc, _OC, new_state=0)
 
 
+def apoptosis_rate(ctx: Ctx, s: np.ndarray) -> np.ndarray:
+    """Apoptosis rate (1/day) of osteoclasts ``s``: raised by estrogen and by TGF-beta."""
+    p = ctx.P.osteoclast
+    return (p.apoptosis_per_day * (1.0 + p.estrogen_apoptosis_gain * ctx.host.estrogen)
+            * (1.0 + p.tgfb_apoptosis_gain * occupancy(ctx.conc("TGFb", s), p.tgfb_k_pM)))
+
+
 def decide(ctx: Ctx) -> None:
     p = ctx.P.osteoclast
     s = ctx.slots("osteoclast")
     if s.size == 0:
         return
-    ctx.model.changes.die(ctx.events(
-        s, p.apoptosis_per_day * (1.0 + p.estrogen_apoptosis_gain * ctx.host.estrogen)))
+    ctx.model.changes.die(ctx.events(s, apoptosis_rate(ctx, s)))
     c = ctx.cells
     on_bone = touches_bone(s, c.z, c.y, c.x, ctx.model.lattice.bone,
                            np.zeros(s.size, np.uint8)).astype(bool)
     res = ctx.has(s, State.RESORBING)
-    mp = ctx.P.monocyte
-    free = ctx.conc("RANKL", s) / (1.0 + ctx.conc("OPG", s) / mp.opg_k_pM)
-    r = occupancy(free, mp.rankl_k_pM)
+    r = rankl_signal(ctx, s, on_bone)
     start = ~res & on_bone
     ctx.set_flag(ctx.events(s[start], p.resorb_switch_per_day * r[start]), State.RESORBING)
     ctx.set_flag(s[res & ~on_bone], State.RESORBING, on=False)

@@ -60,7 +60,7 @@ class TCellParams(_Params):
         100.0, "pM", "Tregs respond to ~10x less IL-2 than effectors (Yu 2015 Diabetes 64:2172)",
         "IL-2 half-saturation of effector T cells", gt=0)
     treg_division_per_day: float = param(
-        0.3, "1/day", "calibrated: IL-2 complexes give >10-fold Tregs in 3 days "
+        0.6, "1/day", "calibrated: IL-2 complexes give >10-fold Tregs in 3 days "
         "(Webster 2009 JEM 10.1084/jem.20082004)",
         "Treg division rate at saturating IL-2 signal (rate x signal^2: STAT5-driven proliferation needs strong signals)", ge=0)
     cxcr3_induction_per_day: float = param(
@@ -164,10 +164,11 @@ class MonocyteParams(_Params):
         1000.0, "pM", "calibrated: OPG binds RANKL with high affinity (Kd ~ pM-nM; Lemaire 2004 "
         "J Theor Biol)", "OPG level that halves free RANKL (decoy)", gt=0)
     tnf_gain: float = param(
-        1.5, "1", "calibrated: TNF potentiates RANKL signalling in precursors (Cenci 2000 JCI "
+        8.0, "1", "calibrated: TNF potentiates RANKL signalling in precursors (Cenci 2000 JCI "
         "10.1172/JCI11066)", "maximal relative rise of commitment by TNF", ge=0)
     tnf_k_pM: float = param(
-        5.0, "pM", "calibrated: TNFR1 Kd ~ 20-500 pM, effective signalling at lower occupancy",
+        20.0, "pM", "calibrated: TNFR1 Kd ~ 20-500 pM; at the low end so that the OVX rise of "
+        "marrow TNF (Roggia 2001) is felt",
         "TNF half-saturation", gt=0)
     il17_gain: float = param(
         0.5, "1", "calibrated: IL-17 raises RANKL responsiveness (Li 2016)",
@@ -182,7 +183,7 @@ class MonocyteParams(_Params):
         "(biology.md); fusion competence (DC-STAMP, OC-STAMP) follows NFATc1 by 1-2 days",
         "time from commitment to fusion competence", ge=0)
     scfa_k_pM: float = param(
-        6.0e6, "pM", "calibrated: propionate/butyrate 150 mM in water prevent OVX loss "
+        3.0e6, "pM", "calibrated: propionate/butyrate 150 mM in water prevent OVX loss "
         "(Lucas 2018 Nat Commun 10.1038/s41467-017-02490-4); little effect at baseline blood "
         "levels", "SCFA level halving the TRAF6/NFATc1 drive (metabolic reprogramming)", gt=0)
     il10_k_pM: float = param(
@@ -195,8 +196,8 @@ class MonocyteParams(_Params):
         10.0, "pM", "calibrated: ILC2 IL-4/IL-13 suppress via STAT6 (Omata 2020)",
         "IL-4/IL-13 level halving commitment", gt=0)
     il2_k_pM: float = param(
-        300.0, "pM", "calibrated: monocytes carry intermediate-affinity IL-2R beta-gamma "
-        "(Kd ~ 1 nM)", "IL-2 half-saturation of the STAT1-IRF1 programme", gt=0)
+        100.0, "pM", "calibrated: monocytes carry intermediate-affinity IL-2R beta-gamma "
+        "(Kd ~ 1 nM); RANKL-stimulated precursors respond at lower IL-2 (seed 004)", "IL-2 half-saturation of the STAT1-IRF1 programme", gt=0)
     ifn_induction_per_day: float = param(
         24.0, "1/day", "calibrated: IL-2 triggers STAT1-IRF1 in RANKL-stimulated monocytes "
         "within hours (seed 004)", "rate of entering the interferon programme at full signal",
@@ -228,12 +229,19 @@ class OsteoclastParams(_Params):
     """Multinucleated osteoclasts."""
 
     apoptosis_per_day: float = param(
-        0.05, "1/day", "calibrated: osteoclast lifespan ~2-3 weeks in mice (Jacome-Galarza 2019 "
+        0.067, "1/day", "calibrated: osteoclast lifespan ~2-3 weeks in mice (Jacome-Galarza 2019 "
         "Nature 10.1038/s41586-019-1105-7 show long-lived syncytia)",
         "apoptosis rate without estrogen", ge=0)
     estrogen_apoptosis_gain: float = param(
-        1.0, "1", "calibrated: estrogen favours osteoclast apoptosis (Nakamura 2007 Cell "
+        0.5, "1", "calibrated: estrogen favours osteoclast apoptosis (Nakamura 2007 Cell "
         "10.1016/j.cell.2007.07.034)", "relative rise of apoptosis at intact estrogen", ge=0)
+    tgfb_apoptosis_gain: float = param(
+        2.0, "1", "calibrated: TGF-beta induces osteoclast apoptosis (Hughes 1996 Nat Med "
+        "10.1038/nm1096-1132; Lemaire 2004 J Theor Biol 10.1016/j.jtbi.2004.03.023)",
+        "maximal relative rise of apoptosis by TGF-beta", ge=0)
+    tgfb_k_pM: float = param(
+        200.0, "pM", "calibrated: near the marrow mean of intact bone, so apoptosis follows "
+        "local resorption", "TGF-beta half-saturation of osteoclast apoptosis", gt=0)
     resorb_switch_per_day: float = param(
         24.0, "1/day", "RANKL switches osteoclasts to resorbing within minutes to hours "
         "(Kikuta 2013 JCI 10.1172/JCI65054)", "rate of switching to resorbing on bone at "
@@ -255,7 +263,8 @@ class OsteoblastParams(_Params):
     """Osteoblasts on the bone surface."""
 
     recruit_per_mm2_per_day: float = param(
-        6.0, "1/(mm^2 day)", "calibrated: Ob.S/BS ~10-15 % in intact mouse trabecular bone",
+        40.0, "1/(mm^2 day)", "calibrated: Ob.S/BS ~10-20 % in intact mouse trabecular bone "
+        "and formation balancing resorption in the sham arm (BV/TV steady over 12 weeks)",
         "baseline recruitment onto free bone surface", ge=0)
     tgfb_recruit_gain: float = param(
         8.0, "1", "calibrated: TGF-beta released by resorption recruits osteoblasts "
@@ -264,28 +273,49 @@ class OsteoblastParams(_Params):
     tgfb_k_pM: float = param(300.0, "pM", "calibrated: near the marrow mean, so recruitment "
                              "follows local resorption", "TGF-beta half-saturation", gt=0)
     wnt10b_recruit_gain: float = param(
-        2.0, "1", "calibrated: Wnt10b from CD8 T cells drives formation (Tyagi 2018)",
+        4.0, "1", "calibrated: Wnt10b from CD8 T cells drives formation (Tyagi 2018)",
         "maximal relative rise of recruitment by Wnt10b", ge=0)
-    wnt10b_k_pM: float = param(5.0, "pM", "calibrated", "Wnt10b half-saturation", gt=0)
+    wnt10b_k_pM: float = param(
+        300.0, "pM", "calibrated: above the intact marrow level, so more Treg-driven Wnt10b "
+        "raises recruitment (Tyagi 2018)", "Wnt10b half-saturation", gt=0)
+    mechanostat_exponent: float = param(
+        1.0, "1", "calibrated: OVX mice approach a new trabecular steady state within 8-12 "
+        "weeks (Bouxsein 2005; mechanostat: Frost 1987 Anat Rec 10.1002/ar.1092190104, "
+        "sclerostin falls with strain: Robling 2008 JBC 10.1074/jbc.M705092200)",
+        "recruitment ~ (apparent strain / adapted strain) ** this; 0 turns the mechanostat "
+        "off", ge=0)
+    surface_rankl_pM: float = param(
+        200.0, "pM", "calibrated: osteocytes are the main RANKL source of adult bone "
+        "(Nakashima 2011 Nat Med 10.1038/nm.2452; Xiong 2011 Nat Med 10.1038/nm.2448) and "
+        "osteocyte RANKL is needed for OVX bone loss (Fujiwara 2016 JBC "
+        "10.1074/jbc.M116.742452); level set so that intact bone is in balance",
+        "membrane RANKL presented at the bone surface (equivalent soluble concentration) at "
+        "intact estrogen, no TNF/IL-17; estrogen, TNF and IL-17 act as on osteoblast RANKL",
+        ge=0)
     rankl_molecules_per_s: float = param(
-        1.0, "molecules/s", "calibrated: osteoblast/stromal RANKL (Pivonka 2008 scale)",
-        "RANKL release of an osteoblast at intact estrogen, no TNF/IL-17", ge=0)
+        0.2, "molecules/s", "calibrated: osteoblasts make little soluble RANKL beside OPG; "
+        "Pivonka 2008 puts RANKL on precursors and OPG on active osteoblasts",
+        "soluble RANKL release of an osteoblast at intact estrogen, no TNF/IL-17", ge=0)
     opg_molecules_per_s: float = param(
         2.0, "molecules/s", "calibrated: OPG > RANKL in intact bone (Pivonka 2008)",
         "OPG release at intact estrogen", ge=0)
     estrogen_rankl_suppression: float = param(
-        0.3, "1", "calibrated: estrogen lowers osteoblast RANKL (Eghbali-Fatourechi 2003 JCI)",
+        0.15, "1", "calibrated: estrogen lowers osteoblast RANKL (Eghbali-Fatourechi 2003 JCI); "
+        "modest, as most of the OVX effect needs the gut and T cells (Li 2016)",
         "fractional fall of RANKL at intact vs absent estrogen", ge=0, le=1)
     estrogen_opg_gain: float = param(
-        0.3, "1", "calibrated: estrogen raises OPG (Hofbauer 1999 Endocrinology)",
+        0.15, "1", "calibrated: estrogen raises OPG (Hofbauer 1999 Endocrinology); modest, "
+        "as above",
         "fractional OPG at absent estrogen is 1 - this", ge=0, le=1)
     tnf_rankl_gain: float = param(
-        2.0, "1", "calibrated: TNF raises stromal RANKL (Cenci 2000)",
+        8.0, "1", "calibrated: TNF raises stromal RANKL (Cenci 2000); TNF-blocked or "
+        "T-cell-deficient mice lose little bone after OVX (Roggia 2001)",
         "maximal relative RANKL rise by TNF", ge=0)
     il17_rankl_gain: float = param(
         1.0, "1", "calibrated: IL-17 raises RANKL (Li 2016)",
         "maximal relative RANKL rise by IL-17", ge=0)
-    tnf_k_pM: float = param(5.0, "pM", "calibrated", "TNF half-saturation on osteoblasts", gt=0)
+    tnf_k_pM: float = param(20.0, "pM", "calibrated: as the precursors' TNF half-saturation",
+                            "TNF half-saturation on osteoblast-lineage cells", gt=0)
     il17_k_pM: float = param(5.0, "pM", "calibrated", "IL-17 half-saturation on osteoblasts",
                              gt=0)
 
@@ -307,7 +337,8 @@ KNOCKOUTS: dict[str, str] = {
     "ilc2_il10": "ILC2s make no IL-10",
     "ilc2_cgrp": "ILC2s make no CGRP",
     "tcell_tnf": "T cells make no TNF",
-    "osteoblast_rankl": "osteoblasts make no RANKL",
+    "osteoblast_rankl": "osteoblast-lineage cells (osteoblasts, lining cells, osteocytes) "
+                        "make no RANKL",
     "treg_il2_uptake": "Tregs do not consume IL-2",
 }
 

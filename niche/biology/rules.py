@@ -78,6 +78,14 @@ class OsteoimmuneRules(GenericRules):
                 state[reg] = State.REGULATORY
             model.changes.birth_random(code, n, state=state, nuclei=c.nuclei,
                                        near_bone=name in ("osteoclast", "osteoblast"))
+        # the bone cells present at day 0 are part-way through their work: spread their
+        # resorption/formation credit over one voxel so they do not act in lockstep
+        model.apply_changes()
+        cells = model.cells
+        for name in ("osteoclast", "osteoblast"):
+            s = cells.slots_of_type(TYPE_CODES[name])
+            cells.credit[s] = (model.rng_place.random(s.size)
+                               * model.lattice.voxel_volume_um3).astype(np.float32)
 
     def _seed_well(self, model) -> None:
         iv = model.scenario.invitro
