@@ -107,7 +107,9 @@ def test_vessel_entry_and_exit():
     ov = {f"cells.{t}.initial_per_mm3": 0.0 for t in
           ("tcell", "ilc2", "monocyte", "osteoclast", "osteoblast")}
     ov.update({"cells.tcell.influx_per_mm3_per_day": 2e5, "cells.tcell.speed_um_per_min": 0.0,
-               "cells.tcell.lifespan_days": 1e6})
+               "cells.tcell.lifespan_days": 1e6,
+               # no IL-2-driven Treg division: daughters are placed beside their mother
+               "biology.tcell.treg_division_per_day": 0.0})
     m = small_model(days=0.5, **ov)
     m.run()
     s = m.cells.slots_of_type(TYPE_CODES["tcell"])
