@@ -21,6 +21,8 @@ function of time: no state, no ODE integrator, no randomness.
 * :func:`il2_blood_pM` / :func:`il2_mean_pM` -- serum IL-2 of a dosing regimen: one
   compartment with first-order absorption (Bateman function; i.v. = bolus), superposed
   over all doses; the interval mean is exact (closed-form integral).
+* :func:`il2_treg_pool_fold` -- the systemic Treg pool that IL-2 expands in lymphoid
+  organs (a decaying rise per injection), which scales the Tregs entering the marrow.
 * :func:`host_state` -- all of the above at one time, for the model's field step.
 
 :data:`PARAMETERS` lists every default of this module with its unit and source (citation,
@@ -53,6 +55,7 @@ __all__ = [
     "il2_dose_pmol",
     "il2_dose_times_days",
     "il2_mean_pM",
+    "il2_treg_pool_fold",
     "microbiota_drive",
 ]
 
@@ -474,6 +477,26 @@ class IL2Config(_Frozen):
         "Proleukin label: aldesleukin ~15,300 Da (natural glycosylated IL-2 15.5-16 kDa)",
         "Molar mass used to convert mass to moles.", gt=0.0, allow_inf_nan=False)
 
+    treg_expansion_max: float = _f(
+        0.54, "1",
+        "calibrated: low-dose IL-2 (25,000 IU/day) about doubles circulating and lymphoid "
+        "Tregs in mice (Grinberg-Bleyer 2010 J Exp Med 207:1871; Tang 2008 Immunity 28:687); "
+        "with the half dose below and 5-day decay, daily "
+        "25,000 IU i.p. settles at 2.0x",
+        "Largest rise of the systemic Treg pool one injection can cause (fold - 1, added "
+        "per dose and decaying), reached at a bioavailable dose >> the half dose.",
+        ge=0.0, allow_inf_nan=False)
+    treg_expansion_half_dose_iu: float = _f(
+        15000.0, "IU", "calibrated: IL-2R alpha-beta-gamma saturates near 10 U/ml serum (Kd "
+        "~10 pM; Busse 2010 PNAS), reached for hours by 1e4-1e5 IU doses",
+        "Bioavailable dose (dose x bioavailability; i.v. 1) giving half the largest "
+        "per-dose Treg expansion.", gt=0.0, allow_inf_nan=False)
+    treg_expansion_decay_days: float = _f(
+        5.0, "day", "Webster 2009 JEM 10.1084/jem.20082004: IL-2-expanded Tregs return to "
+        "baseline within 1-2 weeks",
+        "Time constant of the systemic Treg pool's return to baseline after a dose.",
+        gt=0.0, allow_inf_nan=False)
+
     @model_validator(mode="after")
     def _dose_count(self) -> IL2Config:
         n = self.duration_days / self.interval_days
@@ -547,6 +570,32 @@ def il2_blood_pM(cfg: IL2Config, t_days: float | np.ndarray) -> float | np.ndarr
     return float(out) if out.ndim == 0 else out
 
 
+def il2_treg_pool_fold(cfg: IL2Config, t_days: float | np.ndarray) -> float | np.ndarray:
+    """Systemic (blood and lymphoid) Treg pool relative to untreated, at ``t_days``.
+
+    IL-2 drives STAT5-dependent Treg proliferation in lymphoid organs (Webster 2009;
+    Grinberg-Bleyer 2010); the marrow receives these cells through its vessels. Each
+    injection adds ``a = treg_expansion_max * D / (D + D50)`` (``D`` the bioavailable
+    dose in IU), which decays with ``treg_expansion_decay_days``::
+
+        fold(t) = 1 + sum over doses t_i <= t of a * exp(-(t - t_i) / tau)
+
+    Exactly 1 before the first dose; daily dosing settles at ``1 + a / (1 - exp(-1/tau))``.
+    """
+    t = np.asarray(t_days, dtype=float)
+    out = np.ones_like(t)
+    times = il2_dose_times_days(cfg)
+    if times.size:
+        f = 1.0 if cfg.route == "iv" else cfg.bioavailability
+        d = cfg.dose_iu * f
+        a = cfg.treg_expansion_max * d / (d + cfg.treg_expansion_half_dose_iu)
+        for td in times:
+            s = t - td
+            out += np.where(s >= 0.0, a * np.exp(-np.maximum(s, 0.0)
+                                                 / cfg.treg_expansion_decay_days), 0.0)
+    return float(out) if out.ndim == 0 else out
+
+
 def _il2_integral_one(cfg: IL2Config, s0: float, s1: float) -> float:
     """Integral (pM * day) of one dose's curve over ``[s0, s1]`` (times since the dose)."""
     s0 = max(s0, 0.0)
@@ -601,6 +650,8 @@ class HostState:
     """Butyrate share of blood propionate + butyrate."""
     il2_blood_pM: float
     """Serum IL-2 (pM): instantaneous, or the mean over the step when ``dt_days`` is given."""
+    treg_pool_fold: float = 1.0
+    """Systemic Treg pool relative to untreated (IL-2 therapy; :func:`il2_treg_pool_fold`)."""
 
 
 def host_state(estrogen: EstrogenConfig, microbiota: MicrobiotaConfig, il2: IL2Config,
@@ -615,7 +666,8 @@ def host_state(estrogen: EstrogenConfig, microbiota: MicrobiotaConfig, il2: IL2C
           else il2_mean_pM(il2, t_days, t_days + dt_days))
     return HostState(estrogen=estrogen_level(estrogen, t_days), dysbiosis=mb.dysbiosis,
                      th17_priming=mb.th17_priming, scfa_blood_fold=mb.scfa_blood_fold,
-                     butyrate_fraction=mb.butyrate_fraction, il2_blood_pM=float(il))
+                     butyrate_fraction=mb.butyrate_fraction, il2_blood_pM=float(il),
+                     treg_pool_fold=float(il2_treg_pool_fold(il2, t_days)))
 
 
 # ============================================================================ parameter table

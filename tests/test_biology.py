@@ -53,6 +53,35 @@ def test_il2_dosing_reaches_the_marrow():
     assert after > 5 * before
 
 
+def test_treg_entry_scales_with_the_il2_expanded_systemic_pool():
+    """IL-2 expands Tregs in lymphoid organs (niche.host.il2_treg_pool_fold); on the same
+    day, the expected number of Tregs entering the marrow per step is the untreated one
+    times exactly that fold, and the effector entry does not change."""
+    from niche.biology import tcell
+    from niche.host import il2_treg_pool_fold
+
+    lams: dict[str, list[float]] = {}
+
+    class Recorder:  # records the Poisson means instead of drawing
+        def __init__(self, key):
+            self.key = key
+
+        def poisson(self, lam):
+            lams.setdefault(self.key, []).append(float(lam))
+            return 0
+
+    for name in ("ovx", "ovx_il2"):
+        m = NicheModel(load_scenario(name, tiny_overrides(0.1)))
+        m.rules.forcing(m, 40.0, force=True)
+        ctx = m.rules._ctx_now(m, 1.0 / 24.0)
+        m.rng_decide = Recorder(name)
+        tcell.influx(ctx, 1000.0, set())
+    fold = il2_treg_pool_fold(m.scenario.il2, 40.0)
+    assert fold > 1.5
+    assert lams["ovx_il2"][0] == pytest.approx(lams["ovx"][0] * fold, rel=1e-12)  # Tregs
+    assert lams["ovx_il2"][1] == pytest.approx(lams["ovx"][1], rel=1e-12)  # effectors
+
+
 def test_estrogen_loss_raises_osteoblast_rankl_and_lowers_opg():
     """Osteoblast RANKL/OPG output follows estrogen exactly (no TNF/IL-17 present):
     RANKL x (1 - s E) / (1 - s), OPG x (1 - g (1 - E))."""
@@ -223,6 +252,23 @@ def test_mechanostat_recruits_more_osteoblasts_when_bone_is_lost():
     assert mechanostat(ctx2) == 1.0
 
 
+def test_mechanostat_lowers_osteocyte_rankl_when_bone_is_lost():
+    """The fast arm: membrane RANKL x (BV / BV_0) ** (2 n_r) after a loss; off with n_r = 0."""
+    from niche.biology.osteoblast import surface_rankl_pM
+
+    for nr in (1.0, 0.0):
+        m, ctx = _ctx("sham", **{"biology.osteoblast.mechanostat_rankl_exponent": nr})
+        s = ctx.slots("osteoblast")[:5]
+        on = np.ones(s.size, bool)
+        before = surface_rankl_pM(ctx, s, on)
+        assert (before > 0).all()
+        bone = m.lattice.bone
+        bv0 = int(bone.sum())
+        bone[: bone.shape[0] // 2] = 0
+        after = surface_rankl_pM(ctx, s, on)
+        np.testing.assert_allclose(after / before, (bone.sum() / bv0) ** (2 * nr), rtol=1e-12)
+
+
 def test_osteoclast_apoptosis_rises_with_tgfb_and_estrogen():
     from niche.biology.osteoclast import apoptosis_rate
 
@@ -246,6 +292,31 @@ def test_osteoclast_apoptosis_rises_with_tgfb_and_estrogen():
     p = load_scenario("sham").biology.osteoclast
     assert rates["sham"] == pytest.approx(p.apoptosis_per_day * (1 + p.estrogen_apoptosis_gain))
     assert rates["ovx"] < rates["sham"]
+
+
+def test_cgrp_lowers_resorbing_activity_and_the_resorbed_credit():
+    """CGRP blocks resorption as calcitonin does: activity 1 without CGRP, 1 - block/2 at
+    the half-saturation; remodel credits resorbing osteoclasts exactly that much less."""
+    from niche.biology.osteoclast import resorption_activity
+
+    m, ctx = _ctx("ovx", **{"run.days": 30.0})
+    s = ctx.slots("osteoclast")
+    assert s.size > 0
+    p = ctx.P.osteoclast
+    j = m.field_index("CGRP")
+    credit = {}
+    for level in (0.0, p.cgrp_k_pM):
+        m.fields.c[j][...] = level
+        ctx._conc.clear()
+        act = resorption_activity(ctx, s)
+        np.testing.assert_allclose(act, 1.0 - p.cgrp_block * level / (level + p.cgrp_k_pM),
+                                   rtol=1e-6)
+        m.cells.state[s] |= np.uint32(State.RESORBING)
+        m.cells.credit[s] = 0.0
+        m.rules.remodel(m, 0.1)
+        credit[level] = m.cells.credit[s].astype(np.float64)
+    np.testing.assert_allclose(credit[p.cgrp_k_pM] / credit[0.0], 1.0 - 0.5 * p.cgrp_block,
+                               rtol=1e-5)
 
 
 def test_bone_surface_presents_membrane_rankl_in_vivo_only():

@@ -19,6 +19,7 @@ from niche.host import (
     il2_dose_pmol,
     il2_dose_times_days,
     il2_mean_pM,
+    il2_treg_pool_fold,
     microbiota_drive,
 )
 
@@ -251,6 +252,35 @@ def test_il2_zero_before_start_and_after_washout():
     assert il2_blood_pM(cfg, 10.0 + 1.0 / 1440) > 100.0  # pM, minutes after the dose
     assert il2_blood_pM(cfg, 12.0 + 2.0) < 1e-12
     assert il2_blood_pM(IL2Config(), 5.0) == 0.0  # default: untreated
+
+
+def test_il2_treg_pool_matches_closed_form():
+    """Systemic Treg pool: exactly 1 untreated and before the first dose; each dose adds
+    a = max * D / (D + D50) (D bioavailable IU) decaying with tau; daily dosing settles at
+    1 + a / (1 - exp(-1/tau)); it returns to 1 after the regimen."""
+    cfg = IL2Config(dose_iu=25_000.0, start_day=28.0, duration_days=28.0)
+    assert il2_treg_pool_fold(IL2Config(), 40.0) == 1.0
+    assert il2_treg_pool_fold(cfg, 27.999) == 1.0
+    d = 25_000.0 * cfg.bioavailability
+    a = cfg.treg_expansion_max * d / (d + cfg.treg_expansion_half_dose_iu)
+    tau = cfg.treg_expansion_decay_days
+    assert il2_treg_pool_fold(cfg, 28.0) == pytest.approx(1.0 + a, rel=1e-12)
+    # just after the 28th dose (day 55): geometric sum of 28 doses one day apart
+    q = math.exp(-1.0 / tau)
+    assert il2_treg_pool_fold(cfg, 55.0) == pytest.approx(1.0 + a * (1 - q ** 28) / (1 - q),
+                                                          rel=1e-12)
+    assert il2_treg_pool_fold(cfg, 55.0) == pytest.approx(1.0 + a / (1 - q), rel=5e-3)  # q^28
+    assert 1.8 <= il2_treg_pool_fold(cfg, 55.0) <= 2.2  # low dose ~doubles Tregs (calibrated)
+    later = il2_treg_pool_fold(cfg, 55.0 + 3 * tau)
+    assert later - 1.0 == pytest.approx((il2_treg_pool_fold(cfg, 55.0) - 1.0)
+                                        * math.exp(-3.0), rel=1e-12)
+    # the same dose i.v. is fully bioavailable; a higher dose expands more
+    iv = IL2Config(dose_iu=25_000.0, start_day=28.0, duration_days=28.0, route="iv")
+    hi = IL2Config(dose_iu=250_000.0, start_day=28.0, duration_days=28.0)
+    assert il2_treg_pool_fold(iv, 40.0) > il2_treg_pool_fold(cfg, 40.0)
+    assert il2_treg_pool_fold(hi, 40.0) > il2_treg_pool_fold(iv, 40.0)
+    st = host_state(EstrogenConfig(), MicrobiotaConfig(), cfg, 40.0)
+    assert st.treg_pool_fold == il2_treg_pool_fold(cfg, 40.0)
 
 
 # ----------------------------------------------------------------------------- validation

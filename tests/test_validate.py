@@ -141,6 +141,14 @@ def test_rows_fail_when_they_should():
     assert not missing.passed and missing.detail == "readout oc_s_bs missing"
     one = V.evaluate(rows["V11"], _synthetic(n_seeds=1))
     assert not one.passed and "n=1" in one.detail
+    # an OVX arm that loses bone and then rebounds toward sham is not at a new steady state
+    rebound = _synthetic()
+    for h in rebound["ovx"]:
+        t = h["t_days"].to_numpy()
+        h["bv_tv"] = h["bv_tv"] * (1 + 0.006 * np.clip(t - 56, 0, None))
+    v2 = V.evaluate(rows["V2"], rebound)
+    assert not v2.passed and "(c)" in v2.detail
+    assert V.evaluate(rows["V1"], rebound).passed  # the d28 loss is unchanged
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@
   BV/TV falls, so the apparent strain rises as (BV/TV_0 / BV/TV)^2 (trabecular modulus
   ~ density^2, Gibson 1985), osteocytes release less sclerostin and recruit more
   osteoblasts (Frost 1987; Robling 2008; Huiskes 2000). BV/TV_0 is the structure the
-  adult animal is adapted to, the bone at day 0.
+  adult animal is adapted to, the bone at day 0. The same strain signal lowers osteocyte
+  membrane RANKL (unloading raises it: Xiong 2011), the fast arm of the mechanostat.
 - **Formation** at the mineral apposition rate ``apposition_um_per_day``
   (``[cells.osteoblast]``) over one voxel face.
 - **RANKL and OPG**: osteoblast-lineage RANKL falls with estrogen and rises with TNF and
@@ -27,24 +28,26 @@ from ..cells import TYPE_CODES
 from ..lattice import face_neighbour_any
 from .context import Ctx, add_rate, hazard, occupancy
 
-__all__ = ["recruit", "rates", "mechanostat", "surface_rankl_pM"]
+__all__ = ["recruit", "rates", "mechanostat", "apparent_strain", "surface_rankl_pM"]
 
 _OB = TYPE_CODES["osteoblast"]
 
 
-def mechanostat(ctx: Ctx) -> float:
-    """Recruitment factor of the mechanostat: (apparent strain / adapted strain) ** n, with
-    apparent strain ~ (BV/TV_0 / BV/TV) ** 2 at constant load (1 at day 0)."""
-    n = ctx.P.osteoblast.mechanostat_exponent
+def apparent_strain(ctx: Ctx) -> float:
+    """Apparent strain relative to the adapted one, (BV/TV_0 / BV/TV) ** 2 at constant load
+    (trabecular modulus ~ density^2, Gibson 1985; 1 at day 0, capped at 100)."""
     m = ctx.model
-    if n == 0.0:
-        return 1.0
     bv0 = float(np.count_nonzero(m.initial_bone))
-    bv = float(np.count_nonzero(m.lattice.bone))
     if bv0 == 0.0:
         return 1.0
-    strain = min((bv0 / max(bv, 1.0)) ** 2, 100.0)  # capped: a near-empty domain
-    return float(strain ** n)
+    bv = float(np.count_nonzero(m.lattice.bone))
+    return min((bv0 / max(bv, 1.0)) ** 2, 100.0)  # capped: a near-empty domain
+
+
+def mechanostat(ctx: Ctx) -> float:
+    """Recruitment factor of the mechanostat: (apparent strain / adapted strain) ** n."""
+    n = ctx.P.osteoblast.mechanostat_exponent
+    return 1.0 if n == 0.0 else float(apparent_strain(ctx) ** n)
 
 
 def recruit(ctx: Ctx) -> None:
@@ -89,7 +92,10 @@ def surface_rankl_pM(ctx: Ctx, s: np.ndarray, on_bone: np.ndarray) -> np.ndarray
     (``on_bone``); none in culture wells (devitalised bone slices)."""
     if ctx.model.scenario.invitro is not None:
         return np.zeros(s.size)
-    return np.where(on_bone, ctx.P.osteoblast.surface_rankl_pM * _lineage_rankl(ctx, s), 0.0)
+    p = ctx.P.osteoblast
+    mech = 1.0 if p.mechanostat_rankl_exponent == 0.0 else (
+        apparent_strain(ctx) ** -p.mechanostat_rankl_exponent)
+    return np.where(on_bone, p.surface_rankl_pM * mech * _lineage_rankl(ctx, s), 0.0)
 
 
 def rates(ctx: Ctx, sec, vmax, idx) -> None:

@@ -60,7 +60,7 @@ class TCellParams(_Params):
         100.0, "pM", "Tregs respond to ~10x less IL-2 than effectors (Yu 2015 Diabetes 64:2172)",
         "IL-2 half-saturation of effector T cells", gt=0)
     treg_division_per_day: float = param(
-        0.6, "1/day", "calibrated: IL-2 complexes give >10-fold Tregs in 3 days "
+        0.3, "1/day", "calibrated: IL-2 complexes give >10-fold Tregs in 3 days "
         "(Webster 2009 JEM 10.1084/jem.20082004)",
         "Treg division rate at saturating IL-2 signal (rate x signal^2: STAT5-driven proliferation needs strong signals)", ge=0)
     cxcr3_induction_per_day: float = param(
@@ -242,6 +242,15 @@ class OsteoclastParams(_Params):
     tgfb_k_pM: float = param(
         200.0, "pM", "calibrated: near the marrow mean of intact bone, so apoptosis follows "
         "local resorption", "TGF-beta half-saturation of osteoclast apoptosis", gt=0)
+    cgrp_block: float = param(
+        0.8, "1", "calibrated: CGRP inhibits osteoclastic resorption, less completely than "
+        "calcitonin (Zaidi 1987 Calcif Tissue Int 40:149; seed 004: CGRP+ ILC2s "
+        "are needed for IL-2's protection)", "largest fractional block of resorption by CGRP",
+        ge=0, le=1)
+    cgrp_k_pM: float = param(
+        20.0, "pM", "calibrated: above the intact marrow level (< 1 pM), so that the block "
+        "is felt where IL-2-induced CGRP+ ILC2s gather; CGRP receptor Kd ~ nM",
+        "CGRP level of half the block", gt=0)
     resorb_switch_per_day: float = param(
         24.0, "1/day", "RANKL switches osteoclasts to resorbing within minutes to hours "
         "(Kikuta 2013 JCI 10.1172/JCI65054)", "rate of switching to resorbing on bone at "
@@ -279,11 +288,17 @@ class OsteoblastParams(_Params):
         300.0, "pM", "calibrated: above the intact marrow level, so more Treg-driven Wnt10b "
         "raises recruitment (Tyagi 2018)", "Wnt10b half-saturation", gt=0)
     mechanostat_exponent: float = param(
-        1.0, "1", "calibrated: OVX mice approach a new trabecular steady state within 8-12 "
+        0.5, "1", "calibrated: OVX mice approach a new trabecular steady state within 8-12 "
         "weeks (Bouxsein 2005; mechanostat: Frost 1987 Anat Rec 10.1002/ar.1092190104, "
         "sclerostin falls with strain: Robling 2008 JBC 10.1074/jbc.M705092200)",
         "recruitment ~ (apparent strain / adapted strain) ** this; 0 turns the mechanostat "
         "off", ge=0)
+    mechanostat_rankl_exponent: float = param(
+        1.0, "1", "calibrated: osteocyte RANKL rises with unloading and is required for "
+        "unloading-induced loss (Xiong 2011 Nat Med 10.1038/nm.2448; Nakashima 2011); the "
+        "fast arm of the mechanostat damps the slow osteoblast arm so that OVX bone settles "
+        "instead of oscillating", "membrane RANKL ~ (apparent strain / adapted strain) ** "
+        "-this; 0 turns it off", ge=0)
     surface_rankl_pM: float = param(
         200.0, "pM", "calibrated: osteocytes are the main RANKL source of adult bone "
         "(Nakashima 2011 Nat Med 10.1038/nm.2452; Xiong 2011 Nat Med 10.1038/nm.2448) and "

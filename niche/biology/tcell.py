@@ -5,7 +5,8 @@ What they sense and do (parameters: :class:`~niche.biology.params.TCellParams`):
 - **Entry** at vessels. Effector entry rises with the gut Th17 priming drive (Li 2016),
   and the TNF+ / IL-17+ fractions of entering effectors rise with it (Roggia 2001: more
   TNF+ T cells after OVX, the same TNF per cell). The Treg share of entry depends on
-  estrogen (Polanczyk 2004) and on blood butyrate (Tyagi 2018).
+  estrogen (Polanczyk 2004) and on blood butyrate (Tyagi 2018); Treg entry scales with
+  the systemic Treg pool that IL-2 therapy expands (``niche.host.il2_treg_pool_fold``).
 - **Tregs** consume IL-2 through saturable high-affinity receptors (Thurley 2015) and,
   with their IL-2 signal ``IL2 / (IL2 + K_treg)``, divide and acquire CXCR3 (seed 004);
   they secrete IL-10 and TGF-beta and suppress precursors they touch (see monocyte).
@@ -40,7 +41,7 @@ def influx(ctx: Ctx, base_per_day: float, blocked: set[str]) -> None:
     but_blood = ctx.scfa_blood_pM * ctx.host.butyrate_fraction
     f_reg = treg_fraction(ctx, but_blood)
     lam = base_per_day * m.lattice.volume_mm3 * ctx.dt
-    n_reg = 0 if "treg" in blocked else ctx.rng.poisson(lam * f_reg)
+    n_reg = 0 if "treg" in blocked else ctx.rng.poisson(lam * f_reg * ctx.host.treg_pool_fold)
     n_eff = 0 if "effector_tcell" in blocked else ctx.rng.poisson(
         lam * (1.0 - f_reg) * max(0.0, 1.0 + p.priming_influx_gain * (prime - 1.0)))
     if n_reg:
