@@ -294,29 +294,24 @@ def test_osteoclast_apoptosis_rises_with_tgfb_and_estrogen():
     assert rates["ovx"] < rates["sham"]
 
 
-def test_cgrp_lowers_resorbing_activity_and_the_resorbed_credit():
-    """CGRP blocks resorption as calcitonin does: activity 1 without CGRP, 1 - block/2 at
-    the half-saturation; remodel credits resorbing osteoclasts exactly that much less."""
-    from niche.biology.osteoclast import resorption_activity
+def test_scfa_inhibits_commitment_with_its_hill_curve():
+    """Commitment drive x 1 / (1 + (SCFA/K)^h): halved at K, 1/(1 + 2^h) at 2K."""
+    from niche.biology.monocyte import commitment_drive
 
-    m, ctx = _ctx("ovx", **{"run.days": 30.0})
-    s = ctx.slots("osteoclast")
-    assert s.size > 0
-    p = ctx.P.osteoclast
-    j = m.field_index("CGRP")
-    credit = {}
-    for level in (0.0, p.cgrp_k_pM):
+    m, ctx = _ctx("ovx_scfa")
+    s = ctx.slots("monocyte")
+    on = np.ones(s.size, bool)
+    p = ctx.P.monocyte
+    j = m.field_index("SCFA")
+    d = {}
+    for level in (0.0, p.scfa_k_pM, 2 * p.scfa_k_pM):
         m.fields.c[j][...] = level
         ctx._conc.clear()
-        act = resorption_activity(ctx, s)
-        np.testing.assert_allclose(act, 1.0 - p.cgrp_block * level / (level + p.cgrp_k_pM),
-                                   rtol=1e-6)
-        m.cells.state[s] |= np.uint32(State.RESORBING)
-        m.cells.credit[s] = 0.0
-        m.rules.remodel(m, 0.1)
-        credit[level] = m.cells.credit[s].astype(np.float64)
-    np.testing.assert_allclose(credit[p.cgrp_k_pM] / credit[0.0], 1.0 - 0.5 * p.cgrp_block,
-                               rtol=1e-5)
+        d[level] = commitment_drive(ctx, s, 1.0, on)[0]
+    assert (d[0.0] > 0).all()
+    np.testing.assert_allclose(d[p.scfa_k_pM] / d[0.0], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(d[2 * p.scfa_k_pM] / d[0.0], 1 / (1 + 2 ** p.scfa_hill),
+                               rtol=1e-6)
 
 
 def test_bone_surface_presents_membrane_rankl_in_vivo_only():

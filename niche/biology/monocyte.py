@@ -6,7 +6,7 @@ osteoclast lineage (``PRE_OSTEOCLAST``) at ``commitment_per_day * drive``::
     drive = M-CSF * R * (1 + TNF and IL-17 potentiation) * inhibition
     R     = free RANKL / (free RANKL + K),
     free RANKL = (soluble RANKL + membrane RANKL of the bone surface) / (1 + OPG / K_opg)
-    inhibition = 1/(1 + SCFA/K) * 1/(1 + IL10/K) * 1/(1 + CGRP/K) * 1/(1 + IL4/K)
+    inhibition = 1/(1 + (SCFA/K)^h) * 1/(1 + IL10/K) * 1/(1 + CGRP/K) * 1/(1 + IL4/K)
                  * (1 - block of the IL-2 interferon programme, if on)
                  * (1 - CTLA-4 block, while touching a Treg)
 
@@ -48,7 +48,8 @@ def commitment_drive(ctx: Ctx, s: np.ndarray, mcsf: float,
     r = rankl_signal(ctx, s, on_bone)
     pot = (1.0 + p.tnf_gain * occupancy(c("TNF", s), p.tnf_k_pM)
            + p.il17_gain * occupancy(c("IL17", s), p.il17_k_pM))
-    inh = (1.0 / (1.0 + c("SCFA", s) / p.scfa_k_pM) / (1.0 + c("IL10", s) / p.il10_k_pM)
+    inh = (1.0 / (1.0 + (c("SCFA", s) / p.scfa_k_pM) ** p.scfa_hill)
+           / (1.0 + c("IL10", s) / p.il10_k_pM)
            / (1.0 + c("CGRP", s) / p.cgrp_k_pM) / (1.0 + c("IL4", s) / p.il4_k_pM))
     ifn = ctx.has(s, State.IFN_PROGRAM)
     inh = np.where(ifn, inh * (1.0 - p.ifn_inhibition), inh)

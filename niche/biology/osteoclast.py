@@ -13,7 +13,6 @@
   estrogen favours osteoclast apoptosis (Nakamura 2007), so it lengthens their life after
   OVX; TGF-beta released by resorption induces it (Hughes 1996; the negative feedback of
   the Lemaire 2004 / Pivonka 2008 models), so resorption limits itself.
-- **CGRP** (from ILC2s) lowers the resorbing activity, as calcitonin does (Zaidi 1987).
 Parameters: :class:`~niche.biology.params.OsteoclastParams`.
 """
 from __future__ import annotations
@@ -25,7 +24,7 @@ from ..kernels.fusion import pair_fusions, touches_bone
 from .context import Ctx, add_rate, hazard, occupancy
 from .monocyte import rankl_signal
 
-__all__ = ["fuse", "decide", "rates", "apoptosis_rate", "resorption_activity"]
+__all__ = ["fuse", "decide", "rates", "apoptosis_rate"]
 
 _OC = TYPE_CODES["osteoclast"]
 _MONO = TYPE_CODES["monocyte"]
@@ -64,13 +63,6 @@ def apoptosis_rate(ctx: Ctx, s: np.ndarray) -> np.ndarray:
     p = ctx.P.osteoclast
     return (p.apoptosis_per_day * (1.0 + p.estrogen_apoptosis_gain * ctx.host.estrogen)
             * (1.0 + p.tgfb_apoptosis_gain * occupancy(ctx.conc("TGFb", s), p.tgfb_k_pM)))
-
-
-def resorption_activity(ctx: Ctx, s: np.ndarray) -> np.ndarray:
-    """Resorbing activity of osteoclasts ``s`` (1 = full): CGRP, like calcitonin, makes
-    osteoclasts retract and stop resorbing (Zaidi 1987)."""
-    p = ctx.P.osteoclast
-    return 1.0 - p.cgrp_block * occupancy(ctx.conc("CGRP", s), p.cgrp_k_pM)
 
 
 def decide(ctx: Ctx) -> None:

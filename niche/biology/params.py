@@ -183,9 +183,15 @@ class MonocyteParams(_Params):
         "(biology.md); fusion competence (DC-STAMP, OC-STAMP) follows NFATc1 by 1-2 days",
         "time from commitment to fusion competence", ge=0)
     scfa_k_pM: float = param(
-        3.0e6, "pM", "calibrated: propionate/butyrate 150 mM in water prevent OVX loss "
+        1.5e6, "pM", "calibrated: propionate/butyrate 150 mM in water prevent OVX loss "
         "(Lucas 2018 Nat Commun 10.1038/s41467-017-02490-4); little effect at baseline blood "
         "levels", "SCFA level halving the TRAF6/NFATc1 drive (metabolic reprogramming)", gt=0)
+    scfa_hill: float = param(
+        2.0, "1", "calibrated: the glycolytic reprogramming needs supplemented, not basal, "
+        "SCFA levels (Lucas 2018: no effect of the basal level, strong effect of "
+        "supplementation); a Hill coefficient of 2 keeps the basal marrow level (~0.8 uM) at "
+        "~20 % inhibition and gives ~70 % at a tripled level",
+        "Hill coefficient of the SCFA inhibition", gt=0)
     il10_k_pM: float = param(
         200.0, "pM", "calibrated: IL-10 blocks NFATc1 early (Evans & Fox 2007 BMC Cell Biol "
         "10.1186/1471-2121-8-4); IL-10R Kd ~ 35-200 pM", "IL-10 level halving commitment", gt=0)
@@ -242,15 +248,6 @@ class OsteoclastParams(_Params):
     tgfb_k_pM: float = param(
         200.0, "pM", "calibrated: near the marrow mean of intact bone, so apoptosis follows "
         "local resorption", "TGF-beta half-saturation of osteoclast apoptosis", gt=0)
-    cgrp_block: float = param(
-        0.8, "1", "calibrated: CGRP inhibits osteoclastic resorption, less completely than "
-        "calcitonin (Zaidi 1987 Calcif Tissue Int 40:149; seed 004: CGRP+ ILC2s "
-        "are needed for IL-2's protection)", "largest fractional block of resorption by CGRP",
-        ge=0, le=1)
-    cgrp_k_pM: float = param(
-        20.0, "pM", "calibrated: above the intact marrow level (< 1 pM), so that the block "
-        "is felt where IL-2-induced CGRP+ ILC2s gather; CGRP receptor Kd ~ nM",
-        "CGRP level of half the block", gt=0)
     resorb_switch_per_day: float = param(
         24.0, "1/day", "RANKL switches osteoclasts to resorbing within minutes to hours "
         "(Kikuta 2013 JCI 10.1172/JCI65054)", "rate of switching to resorbing on bone at "

@@ -209,9 +209,7 @@ class OsteoimmuneRules(GenericRules):
             res = (cells.state[oc] & np.uint32(State.RESORBING)) != 0
             oc = oc[res]
             rate = cfg.osteoclast.resorption_um3_per_day_per_nucleus
-            act = osteoclast.resorption_activity(self._ctx_now(model, dt_days), oc)
-            cells.credit[oc] += (np.float32(rate * dt_days) * cells.nuclei[oc].astype(np.float32)
-                                 * act.astype(np.float32))
+            cells.credit[oc] += np.float32(rate * dt_days) * cells.nuclei[oc].astype(np.float32)
         ob = cells.slots_of_type(TYPE_CODES["osteoblast"])
         if ob.size:
             rate = cfg.osteoblast.apposition_um_per_day * model.lattice.voxel_um ** 2
