@@ -239,7 +239,7 @@ class OsteoclastParams(_Params):
         "Nature 10.1038/s41586-019-1105-7 show long-lived syncytia)",
         "apoptosis rate without estrogen", ge=0)
     estrogen_apoptosis_gain: float = param(
-        0.5, "1", "calibrated: estrogen favours osteoclast apoptosis (Nakamura 2007 Cell "
+        0.8, "1", "calibrated: estrogen favours osteoclast apoptosis (Nakamura 2007 Cell "
         "10.1016/j.cell.2007.07.034)", "relative rise of apoptosis at intact estrogen", ge=0)
     tgfb_apoptosis_gain: float = param(
         2.0, "1", "calibrated: TGF-beta induces osteoclast apoptosis (Hughes 1996 Nat Med "
