@@ -292,9 +292,9 @@ class OsteoblastParams(_Params):
         "off", ge=0)
     mechanostat_rankl_exponent: float = param(
         1.0, "1", "calibrated: osteocyte RANKL rises with unloading and is required for "
-        "unloading-induced loss (Xiong 2011 Nat Med 10.1038/nm.2448; Nakashima 2011); the "
-        "fast arm of the mechanostat damps the slow osteoblast arm so that OVX bone settles "
-        "instead of oscillating", "membrane RANKL ~ (apparent strain / adapted strain) ** "
+        "unloading-induced loss (Xiong 2011 Nat Med 10.1038/nm.2448; Nakashima 2011); "
+        "exponent 1 (strain ** -1) chosen with the osteoblast arm at 0.5 to damp the OVX "
+        "overshoot (it does not remove it: validation row V2(c))", "membrane RANKL ~ (apparent strain / adapted strain) ** "
         "-this; 0 turns it off", ge=0)
     surface_rankl_pM: float = param(
         200.0, "pM", "calibrated: osteocytes are the main RANKL source of adult bone "
