@@ -285,16 +285,18 @@ class OsteoblastParams(_Params):
         300.0, "pM", "calibrated: above the intact marrow level, so more Treg-driven Wnt10b "
         "raises recruitment (Tyagi 2018)", "Wnt10b half-saturation", gt=0)
     mechanostat_exponent: float = param(
-        0.5, "1", "calibrated: OVX mice approach a new trabecular steady state within 8-12 "
+        0.25, "1", "calibrated: OVX mice approach a new trabecular steady state within 8-12 "
         "weeks (Bouxsein 2005; mechanostat: Frost 1987 Anat Rec 10.1002/ar.1092190104, "
         "sclerostin falls with strain: Robling 2008 JBC 10.1074/jbc.M705092200)",
         "recruitment ~ (apparent strain / adapted strain) ** this; 0 turns the mechanostat "
         "off", ge=0)
     mechanostat_rankl_exponent: float = param(
-        1.0, "1", "calibrated: osteocyte RANKL rises with unloading and is required for "
+        1.5, "1", "calibrated: osteocyte RANKL rises with unloading and is required for "
         "unloading-induced loss (Xiong 2011 Nat Med 10.1038/nm.2448; Nakashima 2011); "
-        "exponent 1 (strain ** -1) chosen with the osteoblast arm at 0.5 to damp the OVX "
-        "overshoot (it does not remove it: validation row V2(c))", "membrane RANKL ~ (apparent strain / adapted strain) ** "
+        "exponent 1.5 with the osteoblast arm at 0.25: the slow osteoblast arm alone "
+        "(exponent 1) made OVX bone rebound past its trough after week 8 (validation row "
+        "V2(c)); two seeds: rebound of the d56-84 OVX effect 14 -> 1 and 12 -> 6 points",
+        "membrane RANKL ~ (apparent strain / adapted strain) ** "
         "-this; 0 turns it off", ge=0)
     surface_rankl_pM: float = param(
         200.0, "pM", "calibrated: osteocytes are the main RANKL source of adult bone "
