@@ -314,22 +314,37 @@ class FieldSolver:
         _k.scatter_cells(self.source, self.uptake, self.vmax, np.asarray(z), np.asarray(y),
                          np.asarray(x), *args)
 
-    def react_cells(self, z, y, x, secretion, uptake, vmax) -> None:
+    def react_cells(self, z, y, x, secretion, uptake, vmax, slots=None) -> None:
         """Apply per-cell secretion/uptake ((N, S) arrays) at the cells' voxels only.
 
         The sparse alternative to :meth:`scatter` for a solver built with
         ``dense_rates=False``: one semi-implicit reaction step of ``dt_s`` at each cell's
         voxel, c <- (c + dt S) / (1 + dt (u + Vmax / (Km + c))), before :meth:`step`
         (which then applies decay and diffusion). Cost scales with cells, not voxels.
+        Cells act in row order (where several share a voxel, one after the other).
+
+        ``slots``: optional integer index array. The six arrays are then per-slot arrays
+        of a cell store (N = its capacity) and only the rows ``slots`` act, in that
+        order: the same as passing ``z[slots]``, ..., ``vmax[slots]``, without the
+        copies. A slot outside the arrays or a voxel outside the grid raises IndexError.
         """
         S = self.n_substrates
+        z, y, x = np.asarray(z), np.asarray(y), np.asarray(x)
+        if not len(z) == len(y) == len(x):
+            raise ValueError(f"z, y and x must have the same length, got "
+                             f"{len(z)}, {len(y)}, {len(x)}")
         args = [np.ascontiguousarray(a, self.dtype) for a in (secretion, uptake, vmax)]
         for nm, a in zip(("secretion", "uptake", "vmax"), args):
             if a.shape != (len(z), S):
                 raise ValueError(f"{nm} must have shape ({len(z)}, {S}), got {a.shape}")
+        slots = np.arange(len(z)) if slots is None else np.asarray(slots)
+        if slots.ndim != 1 or not (slots.size == 0 or np.issubdtype(slots.dtype, np.integer)):
+            raise ValueError(f"slots must be a 1-D integer array, got {slots.dtype} "
+                             f"shape {slots.shape}")
+        slots = slots.astype(np.intp, copy=False)
         km = np.where(np.isfinite(self.km), self.km, 1.0).astype(self.dtype)
-        _k.react_cells(self.c, np.asarray(z), np.asarray(y), np.asarray(x), *args,
-                       self.dtype.type(self.dt_s), km, np.isfinite(self.km))
+        _k.react_cells(self.c, slots, z, y, x, *args, self.dtype.type(self.dt_s), km,
+                       np.isfinite(self.km), numba.get_num_threads())
 
     def sample(self, z, y, x) -> np.ndarray:
         """Concentrations at the given voxels, (N, S) float64."""

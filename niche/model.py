@@ -335,9 +335,8 @@ class NicheModel(mesa.Model):
     # ----------------------------------------------------------------- phases
     def _field_step(self) -> None:
         f, cells = self.fields, self.cells
-        s = cells.alive_slots()
-        f.react_cells(cells.z[s], cells.y[s], cells.x[s],
-                      cells.secretion[s], cells.uptake[s], cells.vmax[s])
+        f.react_cells(cells.z, cells.y, cells.x, cells.secretion, cells.uptake, cells.vmax,
+                      slots=cells.alive_slots())
         f.step(1)
 
     def _update_motility(self) -> None:

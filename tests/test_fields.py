@@ -576,3 +576,121 @@ def test_sparse_cell_reaction_matches_dense_scatter():
         sparse.react_cells(z, y, x, sec, upt, vmx)
         sparse.step(1)
     np.testing.assert_allclose(sparse.c, dense.c, rtol=1e-12, atol=1e-14)
+
+
+def react_cells_reference(c, z, y, x, sec, upt, vmax, dt, km):
+    """The cell-by-cell loop (cells outer, substrates inner) in plain Python, in the
+    field dtype: the arithmetic :func:`K.react_cells` must reproduce bit for bit."""
+    c = c.copy()
+    ft = c.dtype.type
+    one, dt = ft(1), ft(dt)
+    sec, upt, vmax = (np.asarray(a, c.dtype) for a in (sec, upt, vmax))
+    for n in range(len(z)):
+        for s in range(c.shape[0]):
+            sr, ur, vr = sec[n, s], upt[n, s], vmax[n, s]
+            if sr == 0 and ur == 0 and vr == 0:
+                continue
+            a = c[s, z[n], y[n], x[n]]
+            d = one + dt * ur
+            if np.isfinite(km[s]):
+                d += dt * vr / (ft(km[s]) + a)
+            c[s, z[n], y[n], x[n]] = (a + dt * sr) / d
+    return c
+
+
+def _cell_rates(rng, n, S, dtype):
+    """Rates with many exact zeros: whole rows, single entries, and a zero-rate substrate."""
+    rates = []
+    for f in (0.5, 2e-3, 0.3):
+        a = (rng.random((n, S)) * f).astype(dtype)
+        a[rng.random((n, S)) < 0.4] = 0
+        a[rng.random(n) < 0.15] = 0
+        a[:, 2] = 0
+        rates.append(a)
+    return rates
+
+
+@pytest.mark.parametrize("dtype,rate_dtype", [(np.float32, np.float32),
+                                              (np.float64, np.float64),
+                                              (np.float64, np.float32)])
+def test_react_cells_bit_identical_to_cell_loop(dtype, rate_dtype):
+    """Substrate-major, parallel react_cells equals the serial cell loop exactly: many
+    cells per voxel, zero rates, Michaelis-Menten substrates; gathered arrays or store
+    arrays with slots (in any order); any chunking and thread count."""
+    import numba
+    rng = np.random.default_rng(11)
+    shape, S, n = (6, 7, 9), 5, 400
+    km = np.array([np.inf, 0.4, 3.0, np.inf, 1.0])
+    fs = solver(shape, n=S, dtype=dtype, km=km, dense_rates=False, dt=45.0)
+    c0 = (rng.random(fs.c.shape) * 2).astype(dtype)
+    # 400 cells on 30 voxels: most voxels hold many cells
+    flat = rng.choice(np.prod(shape), 30, replace=False)[rng.integers(0, 30, n)]
+    z, y, x = (a.astype(np.int32) for a in np.unravel_index(flat, shape))
+    sec, upt, vmx = _cell_rates(rng, n, S, rate_dtype)
+    ref = react_cells_reference(c0, z, y, x, sec, upt, vmx, fs.dt_s, km)
+    assert not np.array_equal(ref, c0)
+    # a cell store: the cells in shuffled slots among dead rows (voxel -1, junk rates)
+    cap = 2 * n + 7
+    slots = rng.permutation(cap)[:n]
+    zs, ys, xs = (np.full(cap, -1, np.int32) for _ in range(3))
+    zs[slots], ys[slots], xs[slots] = z, y, x
+    store = []
+    for a in (sec, upt, vmx):
+        b = rng.random((cap, S)).astype(rate_dtype)
+        b[slots] = a
+        store.append(b)
+    threads = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
+    saved = numba.get_num_threads()
+    try:
+        for nt in threads:
+            numba.set_num_threads(nt)
+            fs.c[...] = c0
+            fs.react_cells(z, y, x, sec, upt, vmx)
+            assert fs.c.tobytes() == ref.tobytes(), nt
+            fs.c[...] = c0
+            fs.react_cells(zs, ys, xs, *store, slots=slots)
+            assert fs.c.tobytes() == ref.tobytes(), nt
+            args = [np.ascontiguousarray(a, dtype) for a in store]
+            kmk = np.where(np.isfinite(km), km, 1.0).astype(dtype)
+            for nchunk in (1, 2, 3, 7, 1000):
+                c = c0.copy()
+                K.react_cells(c, slots, zs, ys, xs, *args, dtype(fs.dt_s), kmk,
+                              np.isfinite(km), nchunk)
+                assert c.tobytes() == ref.tobytes(), (nt, nchunk)
+    finally:
+        numba.set_num_threads(saved)
+    # the order of the slots is the order in which cells act on a shared voxel
+    fs.c[...] = c0
+    fs.react_cells(zs, ys, xs, *store, slots=slots[::-1])
+    back = react_cells_reference(c0, z[::-1], y[::-1], x[::-1], sec[::-1], upt[::-1],
+                                 vmx[::-1], fs.dt_s, km)
+    assert fs.c.tobytes() == back.tobytes()
+    # no cells: nothing changes
+    fs.c[...] = c0
+    fs.react_cells(zs, ys, xs, *store, slots=np.zeros(0, np.int64))
+    assert fs.c.tobytes() == c0.tobytes()
+
+
+def test_react_cells_validation():
+    fs = solver((3, 4, 5), n=2, dense_rates=False)
+    z = np.array([0, 2], np.int32)
+    y = np.array([1, 3], np.int32)
+    x = np.array([4, 0], np.int32)
+    r = np.ones((2, 2))
+    with pytest.raises(ValueError, match=r"uptake must have shape \(2, 2\), got \(2, 3\)"):
+        fs.react_cells(z, y, x, r, np.ones((2, 3)), r)
+    with pytest.raises(ValueError, match="z, y and x must have the same length"):
+        fs.react_cells(z, y[:1], x, r, r, r)
+    with pytest.raises(ValueError, match="slots must be a 1-D integer array"):
+        fs.react_cells(z, y, x, r, r, r, slots=np.array([0.0, 1.0]))
+    c0 = fs.c.copy()
+    with pytest.raises(IndexError, match="slot outside the cell arrays"):
+        fs.react_cells(z, y, x, r, r, r, slots=np.array([0, 2]))
+    with pytest.raises(IndexError, match="slot outside the cell arrays"):
+        fs.react_cells(z, y, x, r, r, r, slots=np.array([-1]))
+    bad = np.array([0, 3], np.int32)  # z = 3 is outside the grid
+    with pytest.raises(IndexError, match="cell voxel outside the grid"):
+        fs.react_cells(bad, y, x, r, r, r)
+    with pytest.raises(IndexError, match="cell voxel outside the grid"):
+        fs.react_cells(z, y, np.array([4, 5], np.int32), r, r, r, slots=np.array([0, 1]))
+    np.testing.assert_array_equal(fs.c, c0)  # nothing applied before the errors

@@ -88,7 +88,8 @@ then applied sparsely, at the cells' voxels only, by :func:`react_cells`.
 
 Cell coupling
 -------------
-:func:`scatter_cells` (serial, deterministic), :func:`clear` /
+:func:`scatter_cells` (serial, deterministic), :func:`react_cells` (parallel
+over substrates, deterministic), :func:`clear` /
 :func:`clear_sources`, :func:`sample_at` and :func:`gradient_at` (central
 differences in concentration per *voxel*; one-sided or zero across walls and,
 given the mask, bone faces).
@@ -438,33 +439,152 @@ def _decay_fwd(v, f, gprev, eprev, e, dt, k, dval, dbit, r):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def react_cells(c, z, y, x, sec, upt, vmax, dt, km, use_mm):
-    """Sparse reaction at cell voxels: per cell n and substrate s::
+def _rc_count(slots, i0, i1, sec, upt, vmax, cnt):
+    """Entries with a non-zero rate per substrate over ``slots[i0:i1]`` into ``cnt``;
+    False if a slot is outside the row arrays."""
+    R, S = sec.shape
+    loc = np.zeros(S, np.int64)
+    for i in range(i0, i1):
+        n = slots[i]
+        if n < 0 or n >= R:
+            return False
+        for s in range(S):
+            if sec[n, s] != 0 or upt[n, s] != 0 or vmax[n, s] != 0:
+                loc[s] += 1
+    cnt[:] = loc
+    return True
 
-        c <- (c + dt*sec) / (1 + dt*(upt + vmax/(km + c)))      (MM term where use_mm[s])
 
-    Serial in cell order (deterministic; at most one cell anchors a voxel, and where
-    several act on one voxel they apply one after the other). ``sec`` conc/s, ``upt``
-    1/s, ``vmax`` conc/s, all (N, S). The caller keeps cells out of solid and Dirichlet
-    voxels.
-    """
-    S = c.shape[0]
-    one = c.dtype.type(1)
-    for n in range(z.shape[0]):
+@numba.njit(cache=True, error_model="numpy")
+def _rc_plan(cnt, off, end, owner):
+    """List offsets (substrate-major, then slot range) from the counts ``cnt[t, s]``,
+    and the task of each substrate: longest list first to the least loaded task (this
+    only balances the work).  Returns the total number of entries."""
+    nt, S = cnt.shape
+    tot = 0
+    for s in range(S):
+        for t in range(nt):
+            off[t, s] = tot
+            tot += cnt[t, s]
+        end[s] = tot
+    length = np.empty(S, np.int64)
+    for s in range(S):
+        length[s] = end[s] - off[0, s]
+    load = np.zeros(nt, np.int64)
+    for s in np.argsort(-length, kind="mergesort"):
+        t = np.argmin(load)
+        owner[s] = t
+        load[t] += length[s]
+    return tot
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _rc_fill(slots, i0, i1, z, y, x, sec, upt, vmax, shape, o, pos, rs, ru, rv):
+    """Append the entries of ``slots[i0:i1]`` (flat voxel index and rates) to the
+    per-substrate lists at the positions ``o`` (advanced); False if a voxel is outside
+    the grid."""
+    Z, Y, X = shape
+    S = sec.shape[1]
+    for i in range(i0, i1):
+        n = slots[i]
         zz = z[n]
         yy = y[n]
         xx = x[n]
+        if zz < 0 or zz >= Z or yy < 0 or yy >= Y or xx < 0 or xx >= X:
+            return False
+        p = (np.int64(zz) * Y + yy) * X + xx
         for s in range(S):
             sr = sec[n, s]
             ur = upt[n, s]
             vr = vmax[n, s]
-            if sr == 0 and ur == 0 and vr == 0:
-                continue
-            a = c[s, zz, yy, xx]
-            d = one + dt * ur
-            if use_mm[s]:
-                d += dt * vr / (km[s] + a)
-            c[s, zz, yy, xx] = (a + dt * sr) / d
+            if sr != 0 or ur != 0 or vr != 0:
+                k = o[s]
+                pos[k] = p
+                rs[k] = sr
+                ru[k] = ur
+                rv[k] = vr
+                o[s] = k + 1
+    return True
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _rc_apply(v, k0, k1, pos, rs, ru, rv, dt, km, use_mm):
+    """The reaction of list entries ``k0 <= k < k1`` on one flat field ``v``, in order."""
+    one = v.dtype.type(1)
+    if use_mm:
+        for k in range(k0, k1):
+            p = pos[k]
+            a = v[p]
+            d = one + dt * ru[k]
+            d += dt * rv[k] / (km + a)
+            v[p] = (a + dt * rs[k]) / d
+    else:
+        for k in range(k0, k1):
+            p = pos[k]
+            a = v[p]
+            d = one + dt * ru[k]
+            v[p] = (a + dt * rs[k]) / d
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def react_cells(c, slots, z, y, x, sec, upt, vmax, dt, km, use_mm, nchunk):
+    """Sparse reaction at cell voxels: for the cells ``n = slots[i]`` (in that order) and
+    each substrate s::
+
+        c <- (c + dt*sec) / (1 + dt*(upt + vmax/(km + c)))      (MM term where use_mm[s])
+
+    ``z``, ``y``, ``x`` (R,) are the cells' voxels and ``sec`` (conc/s), ``upt`` (1/s),
+    ``vmax`` (conc/s) their rates, (R, S) of the field dtype; rows are picked by
+    ``slots`` (a cell store's per-slot arrays and its live slots, or gathered arrays
+    and ``slots = arange(R)``).  A substrate whose three rates are all zero for a cell
+    is skipped for that cell.  The caller keeps cells out of solid and Dirichlet voxels.
+
+    Substrate-major: each substrate is updated by one task, over its cells in slot order,
+    so where several cells act on one voxel they apply one after the other in that order
+    whatever the thread count, and every voxel goes through the same floating-point
+    operations as in a serial cell-by-cell loop (bit-identical for any ``nchunk`` and
+    ``NUMBA_NUM_THREADS``).  Three parallel passes: ``nchunk`` contiguous ranges of
+    ``slots`` count their non-zero (cell, substrate) entries, then copy them, with the
+    flat voxel index, into per-substrate lists (by substrate, then range, then slot);
+    the substrates, spread over ``nchunk`` tasks by list length, apply their lists.  The
+    rates are read row by row, and each task works on one field array at a time rather
+    than on all S at one voxel.  Raises IndexError for a slot outside the row arrays or a
+    voxel outside the grid, before ``c`` is modified.
+    """
+    S, Z, Y, X = c.shape
+    N = slots.shape[0]
+    nt = max(1, min(nchunk, N))
+    # (no array expressions here: in a parallel function each would be a parallel region)
+    ok = np.empty(nt, np.bool_)
+    # 1. count the entries of each (slot range, substrate)
+    cnt = np.empty((nt, S), np.int64)
+    for t in prange(nt):
+        ok[t] = _rc_count(slots, t * N // nt, (t + 1) * N // nt, sec, upt, vmax, cnt[t])
+    for t in range(nt):
+        if not ok[t]:
+            raise IndexError("react_cells: slot outside the cell arrays")
+    off = np.empty((nt, S), np.int64)
+    end = np.empty(S, np.int64)
+    owner = np.empty(S, np.int64)
+    tot = _rc_plan(cnt, off, end, owner)
+    # 2. fill the lists
+    pos = np.empty(tot, np.int64)
+    rs = np.empty(tot, c.dtype)
+    ru = np.empty(tot, c.dtype)
+    rv = np.empty(tot, c.dtype)
+    for t in prange(nt):
+        ok[t] = _rc_fill(slots, t * N // nt, (t + 1) * N // nt, z, y, x, sec, upt, vmax,
+                         (Z, Y, X), off[t].copy(), pos, rs, ru, rv)
+    for t in range(nt):
+        if not ok[t]:
+            raise IndexError("react_cells: cell voxel outside the grid")
+    # 3. apply: each substrate's list by its one task
+    cf = c.reshape((S, Z * Y * X))
+    for t in prange(nt):
+        for s in range(S):
+            if owner[s] == t:
+                _rc_apply(cf[s], off[0, s], end[s], pos, rs, ru, rv, dt, km[s],
+                          use_mm[s])
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
