@@ -12,6 +12,9 @@ from scipy import ndimage
 
 from niche.lattice import generate_bone, marrow_face_count
 from niche.morphometry import (
+    _containment_tables,
+    _distance_ridge,
+    _paint_spheres,
     bone_surface_area_um2,
     bone_surface_faces,
     count_per_surface,
@@ -73,6 +76,63 @@ def test_matches_definition_on_random_shapes():
         for mask in (m, ~m):
             np.testing.assert_allclose(local_thickness(mask, 1.0), brute_force_thickness(mask),
                                        atol=1e-5)  # float32 rounding only
+
+
+
+def _ridge(mask):
+    """The painting input local_thickness builds: mask, order and the ridge spheres."""
+    m = np.ascontiguousarray(mask, dtype=bool)
+    edt = ndimage.distance_transform_edt(m)
+    a = np.rint(edt * edt).astype(np.int64)
+    a[~m] = 0
+    rz, ry, rx, ra = _distance_ridge(a, _containment_tables(int(a.max())))
+    return m, np.argsort(-ra, kind="stable"), rz, ry, rx, ra
+
+
+def _paint_in_order(m, order, rz, ry, rx, ra):
+    """What the serial painter computes, without its bookkeeping: spheres one after the
+    other in ``order``, each filling the mask voxels that no earlier sphere reached."""
+    out = np.zeros(m.shape, np.int64)
+    for k in order:
+        c, v = np.array([rz[k], ry[k], rx[k]]), int(ra[k])
+        r = int(np.sqrt(v))
+        lo, hi = np.maximum(c - r, 0), np.minimum(c + r + 1, m.shape)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        d = np.ogrid[box]
+        inside = ((d[0] - c[0]) ** 2 + (d[1] - c[1]) ** 2 + (d[2] - c[2]) ** 2 <= v)
+        free = inside & m[box] & (out[box] == 0)
+        out[box][free] = v
+    return out
+
+
+def test_parallel_painting_is_identical_to_serial():
+    """_paint_spheres (parallel over planes of bricks) paints every voxel with the first
+    sphere in order that reaches it, as the serial pass does, for any number of chunks and
+    threads; local_thickness is bit-identical across thread counts."""
+    import numba
+    rng = np.random.default_rng(3)
+    masks = []
+    for shape, sigma in (((37, 41, 29), 2.5), ((37, 41, 29), 1.5), ((13, 50, 22), 3.5)):
+        g = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
+        m = g / g.std() > rng.uniform(-0.6, 0.6)
+        masks += [m, ~m]
+    threads = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
+    saved = numba.get_num_threads()
+    try:
+        for m in masks:
+            args = _ridge(m)
+            assert args[5].max() >= 9  # spheres that span several planes of bricks
+            ref = _paint_in_order(*args)
+            maps = []
+            for nt in threads:
+                numba.set_num_threads(nt)
+                for nchunk in (1, 2, 3, 5, 64):
+                    np.testing.assert_array_equal(_paint_spheres(*args, nchunk), ref)
+                maps.append(local_thickness(m, VOX))
+            assert all(lt.tobytes() == maps[0].tobytes() for lt in maps)
+            np.testing.assert_array_equal(maps[0][m], (2 * VOX * np.sqrt(ref[m])).astype(np.float32))
+    finally:
+        numba.set_num_threads(saved)
 
 
 @pytest.mark.parametrize("t", range(2, 9))
