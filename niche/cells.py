@@ -40,7 +40,8 @@ class State(enum.IntFlag):
     RESORBING = 1 << 7      # osteoclast: static, resorbing (else moving)
     ACTIVE = 1 << 8         # osteoblast: forming bone
     IFN_PROGRAM = 1 << 9    # monocyte: IL-2 triggered STAT1-IRF1 programme
-    WNT10B_PRODUCER = 1 << 10  # non-regulatory T cell making Wnt10b (Treg-driven)
+    WNT10B_PRODUCER = 1 << 10  # CD8 T cell making Wnt10b (Treg-driven)
+    CD8 = 1 << 11           # T cell: CD8+ (non-regulatory; the Wnt10b producers)
 
 
 _SCALAR_COLUMNS: dict[str, tuple[type, object]] = {

@@ -364,3 +364,12 @@ class FieldSolver:
         if per_um:
             out /= self.dx_um
         return out
+
+    def gradient_into(self, substrate: int, slots, z, y, x, out) -> None:
+        """Gradient per voxel of substrate index ``substrate`` at the cells ``slots`` of a
+        cell store (per-slot ``z``, ``y``, ``x``), written to ``out[:, slots]`` ((3, N)
+        array): the values of ``gradient(..., per_um=False)`` without the copies."""
+        if not 0 <= substrate < self.n_substrates:
+            raise ValueError(f"substrate index {substrate} out of range")
+        _k.gradient_at_slots(self.c, substrate, np.asarray(slots), z, y, x, out[0], out[1],
+                             out[2], self.solid)

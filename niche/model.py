@@ -367,9 +367,7 @@ class NicheModel(mesa.Model):
             self._update_motility()
         if self.fields is not None:
             for fi, sel in self._chemo_groups:
-                g = self.fields.gradient(fi, cells.z[sel], cells.y[sel], cells.x[sel],
-                                         per_um=False)
-                self._grad[:, sel] = g.T
+                self.fields.gradient_into(fi, sel, cells.z, cells.y, cells.x, self._grad)
         order = mot_k.shuffled_order(cells.alive, cells.cell_id, self.kernel_seed,
                                      np.int64(self.tick))
         for k in range(self._n_sub):

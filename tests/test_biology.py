@@ -79,7 +79,92 @@ def test_treg_entry_scales_with_the_il2_expanded_systemic_pool():
     fold = il2_treg_pool_fold(m.scenario.il2, 40.0)
     assert fold > 1.5
     assert lams["ovx_il2"][0] == pytest.approx(lams["ovx"][0] * fold, rel=1e-12)  # Tregs
-    assert lams["ovx_il2"][1] == pytest.approx(lams["ovx"][1], rel=1e-12)  # effectors
+    assert lams["ovx_il2"][1] == pytest.approx(lams["ovx"][1], rel=1e-12)  # CD8
+    assert lams["ovx_il2"][2] == pytest.approx(lams["ovx"][2], rel=1e-12)  # CD4 effectors
+
+
+def test_cd8_entry_is_a_fixed_share_and_cd4_entry_carries_tregs_and_priming():
+    """CD8 T cells enter as ``cd8_fraction`` of all T-cell entry whatever the Treg share
+    (raised by butyrate) or the Th17 priming (raised after OVX); the CD4 effector entry is
+    the rest, scaled by priming."""
+    from niche.biology import tcell
+
+    lams: dict[str, list[float]] = {}
+
+    class Recorder:
+        def __init__(self, key):
+            self.key = key
+
+        def poisson(self, lam):
+            lams.setdefault(self.key, []).append(float(lam))
+            return 0
+
+    base = 1000.0
+    for name in ("sham", "sham_butyrate", "ovx"):
+        m = NicheModel(load_scenario(name, tiny_overrides(0.1)))
+        m.rules.forcing(m, 40.0, force=True)
+        ctx = m.rules._ctx_now(m, 1.0 / 24.0)
+        m.rng_decide = Recorder(name)
+        tcell.influx(ctx, base, set())
+        lam = base * m.lattice.volume_mm3 * ctx.dt
+        p = ctx.P.tcell
+        f_reg = tcell.treg_fraction(ctx, ctx.scfa_blood_pM * ctx.host.butyrate_fraction)
+        assert lams[name][0] == pytest.approx(lam * f_reg, rel=1e-12)
+        assert lams[name][1] == pytest.approx(lam * p.cd8_fraction, rel=1e-12)
+        prime = 1.0 + p.priming_influx_gain * (ctx.host.th17_priming - 1.0)
+        assert lams[name][2] == pytest.approx(lam * (1 - f_reg - p.cd8_fraction) * prime,
+                                              rel=1e-12)
+    assert lams["sham_butyrate"][0] > 1.3 * lams["sham"][0]   # butyrate: more Tregs
+    assert lams["sham_butyrate"][1] == lams["sham"][1] == lams["ovx"][1]
+    assert lams["ovx"][2] > lams["sham"][2] > lams["sham_butyrate"][2]
+
+
+def test_wnt10b_is_made_by_cd8_cells_at_a_rate_per_touching_treg():
+    """A CD8 T cell starts making Wnt10b at ``wnt10b_contact_per_day`` x (touching Tregs);
+    butyrate converts CD4, never CD8, effectors into Tregs."""
+    from niche.biology import tcell
+
+    m, ctx = _ctx("sham_butyrate", **{"cells.tcell.initial_per_mm3": 300000.0})
+    calls = []
+    real = ctx.events
+
+    def spy(slots, rate):
+        calls.append((slots.copy(), np.broadcast_to(rate, slots.shape).copy()))
+        return real(slots, rate)
+
+    ctx.events = spy
+    m.fields.c[m.field_index("SCFA")][...] = 10 * ctx.P.tcell.butyrate_k_pM
+    ctx._conc.clear()
+    tc = ctx.slots("tcell")
+    cd8 = tc[ctx.has(tc, State.CD8)]
+    assert cd8.size > 20 and ((ctx.cells.state[cd8] & State.REGULATORY) == 0).all()
+    idle = cd8[~ctx.has(cd8, State.WNT10B_PRODUCER)]
+    n_touch = ctx.treg_contacts(idle).copy()
+    assert (n_touch > 1).any() and (n_touch == 0).any()
+    tcell.decide(ctx)
+    start = [r for sl, r in calls if sl.size == idle.size and np.array_equal(sl, idle)]
+    assert len(start) == 1
+    np.testing.assert_array_equal(start[0], ctx.P.tcell.wnt10b_contact_per_day * n_touch)
+    eff = tc[~ctx.has(tc, State.REGULATORY)]
+    cd4 = eff[~ctx.has(eff, State.CD8)]
+    conv = [r for sl, r in calls if sl.size == cd4.size and np.array_equal(sl, cd4)]
+    assert len(conv) == 1 and conv[0].max() > 0   # butyrate converts CD4 effectors ...
+    assert not [sl for sl, r in calls if np.array_equal(sl, eff)]  # ... not all effectors
+
+
+def test_wnt10b_keeps_osteoblasts_alive():
+    """Osteoblast death rate 1/lifespan / (1 + g * occupancy(Wnt10b)): exact at 0 and K."""
+    from niche.biology.osteoblast import death_rate
+
+    m, ctx = _ctx("sham")
+    s = ctx.slots("osteoblast")
+    assert s.size > 0
+    p = ctx.P.osteoblast
+    j = m.field_index("WNT10B")
+    for level, want in ((0.0, 1.0), (p.wnt10b_k_pM, 1.0 / (1.0 + 0.5 * p.wnt10b_survival_gain))):
+        m.fields.c[j][...] = level
+        ctx._conc.clear()
+        np.testing.assert_allclose(death_rate(ctx, s, 8.0), want / 8.0, rtol=1e-6)
 
 
 def test_estrogen_loss_raises_osteoblast_rankl_and_lowers_opg():
@@ -115,9 +200,12 @@ def test_tnf_per_producing_t_cell_is_unchanged_by_ovx():
     """Roggia 2001: OVX raises the number of TNF+ T cells, not TNF per cell."""
     vals = {}
     for name in ("sham", "ovx"):
-        m = NicheModel(load_scenario(name, tiny_overrides(2.0)))
+        # ten-fold T-cell entry so that the tiny domain surely holds TNF+ cells
+        m = NicheModel(load_scenario(name, tiny_overrides(2.0) | {
+            "cells.tcell.influx_per_mm3_per_day": 30000.0}))
         m.run()
         vals[name] = m.frame_readouts["tnf_per_producer_molecules_per_s"]
+        assert m.frame_readouts["n_tnf_tcell"] >= 3
     assert vals["ovx"] == pytest.approx(vals["sham"], rel=1e-6)
 
 

@@ -524,6 +524,29 @@ def test_gradient_at():
     assert g[0, 2] != 0.5
 
 
+def test_gradient_into_writes_the_gradient_at_slots():
+    """The slot-indexed form writes exactly gradient(per_um=False), cast to the store's
+    float32, into the chosen slots and leaves the others alone."""
+    shape = (6, 7, 5)
+    fs = solver(shape, n=2, dx=2.0)
+    rng = np.random.default_rng(3)
+    fs.c[1] = rng.random(shape).astype(fs.c.dtype) * 100
+    solid = (rng.random(shape) < 0.2).astype(np.uint8)
+    fs.set_solid(solid)
+    cap = 40
+    z, y, x = (rng.integers(0, n, cap).astype(np.int32) for n in shape)
+    slots = np.array([3, 17, 0, 39, 22, 8])
+    out = np.full((3, cap), -7.0, np.float32)
+    fs.gradient_into(1, slots, z, y, x, out)
+    want = fs.gradient(1, z[slots], y[slots], x[slots], per_um=False)
+    np.testing.assert_array_equal(out[:, slots], want.T.astype(np.float32))
+    rest = np.setdiff1d(np.arange(cap), slots)
+    assert (out[:, rest] == -7.0).all()
+    assert np.abs(want).max() > 0
+    with pytest.raises(ValueError, match="substrate index 2"):
+        fs.gradient_into(2, slots, z, y, x, out)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(8, 8), (16, 24), (13, 7), (1, 9), (30, 17)])
 def test_transpose2d(dtype, shape):

@@ -594,3 +594,27 @@ def test_count_contacts():
     assert list(out) == [1, 1, 0, 1, 1]
     mk.count_contacts(z, y, x, alive, occ, t, 2, out)
     assert list(out) == [1, 1, 0, 0, 0]
+
+
+def test_count_contacts_matches_brute_force_on_a_crowded_lattice():
+    """Counting from the targets' side equals counting each cell's 26 neighbours."""
+    rng = np.random.default_rng(5)
+    shape = (9, 11, 7)
+    n_vox = int(np.prod(shape))
+    n = 400
+    flat = rng.choice(n_vox, n, replace=False)
+    z, y, x = (a.astype(np.int32) for a in np.unravel_index(flat, shape))
+    alive = (rng.random(n) < 0.9).astype(np.uint8)
+    occ = np.zeros(shape, np.int32)
+    assert mk.rebuild_occupancy(z, y, x, alive, occ) == 0
+    code = rng.integers(0, 3, n).astype(np.int8)
+    out = np.full(n, -9, np.int32)
+    mk.count_contacts(z, y, x, alive, occ, code, np.int8(1), out)
+    want = np.zeros(n, np.int64)
+    for s in np.flatnonzero(alive):
+        for t in np.flatnonzero(alive & (code == 1)):
+            d = np.abs([z[s] - z[t], y[s] - y[t], x[s] - x[t]])
+            if s != t and d.max() == 1:
+                want[s] += 1
+    assert want.max() >= 3
+    np.testing.assert_array_equal(out, want)

@@ -17,6 +17,7 @@
   (``surface_rankl_pM``; Nakashima 2011, Xiong 2011, Fujiwara 2016); osteoblasts secrete
   some soluble RANKL and most of the OPG, so more osteoblasts mean less free RANKL
   (the osteoblast-to-osteoclast inhibition of Komarova 2003).
+- **Survival**: Wnt10b lowers the death rate below ``1/lifespan`` (Almeida 2005).
 Lifespan and motility come from ``[cells.osteoblast]``.
 Parameters: :class:`~niche.biology.params.OsteoblastParams`.
 """
@@ -28,7 +29,8 @@ from ..cells import TYPE_CODES
 from ..lattice import face_neighbour_any
 from .context import Ctx, add_rate, hazard, occupancy
 
-__all__ = ["recruit", "rates", "mechanostat", "apparent_strain", "surface_rankl_pM"]
+__all__ = ["recruit", "rates", "mechanostat", "apparent_strain", "surface_rankl_pM",
+           "death_rate"]
 
 _OB = TYPE_CODES["osteoblast"]
 
@@ -72,6 +74,14 @@ def recruit(ctx: Ctx) -> None:
     hit = ctx.rng.random(cand.size) < hazard(rate, ctx.dt)
     if hit.any():
         m.changes.birth_at(_OB, z[hit], y[hit], x[hit])
+
+
+def death_rate(ctx: Ctx, s: np.ndarray, lifespan_days: float) -> np.ndarray:
+    """Death rate (1/day) of osteoblasts ``s``: ``1/lifespan`` lowered by Wnt10b, which
+    prevents osteoblast apoptosis (Almeida 2005; Bennett 2005)."""
+    p = ctx.P.osteoblast
+    w = occupancy(ctx.conc("WNT10B", s), p.wnt10b_k_pM)
+    return (1.0 / lifespan_days) / (1.0 + p.wnt10b_survival_gain * w)
 
 
 def _lineage_rankl(ctx: Ctx, s: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ class TCellParams(_Params):
     """Effector CD4 T cells (TNF / IL-17 producers) and regulatory T cells."""
 
     treg_fraction: float = param(
-        0.15, "1", "Tregs 10-30 % of marrow CD4 (biology.md section 2)",
+        0.12, "1", "Tregs 10-30 % of marrow CD4 (biology.md section 2)",
         "fraction of entering T cells that are Foxp3+ Tregs in an intact eubiotic mouse",
         ge=0, le=1)
     treg_estrogen_dependence: float = param(
@@ -44,14 +44,14 @@ class TCellParams(_Params):
         "raises Treg number and Foxp3); half of Treg recruitment is made E2-dependent",
         "Treg fraction scales as (1 - d) + d * estrogen", ge=0, le=1)
     treg_butyrate_gain: float = param(
-        1.5, "1", "calibrated: Tyagi 2018 Immunity 10.1016/j.immuni.2018.10.013 (butyrate "
+        4.0, "1", "calibrated: Tyagi 2018 Immunity 10.1016/j.immuni.2018.10.013 (butyrate "
         "about doubles marrow Tregs)",
         "maximal relative rise of Treg induction by butyrate (saturating)", ge=0)
     butyrate_k_pM: float = param(
         2.0e6, "pM", "calibrated: half-effect near physiological blood butyrate+propionate "
         "(1-5 uM, Cummings 1987 Gut)", "butyrate level of half-maximal Treg induction", gt=0)
     treg_induction_per_day: float = param(
-        0.05, "1/day", "calibrated: peripheral Treg induction is slow (days)",
+        0.15, "1/day", "calibrated: peripheral Treg induction is slow (days)",
         "maximal rate at which effector T cells convert to Tregs under butyrate", ge=0)
     treg_il2_k_pM: float = param(
         10.0, "pM", "IL-2R alpha-beta-gamma Kd ~10 pM (Busse 2010 PNAS 10.1073/pnas.0909278107)",
@@ -110,14 +110,21 @@ class TCellParams(_Params):
     treg_tgfb_molecules_per_s: float = param(
         0.02, "molecules/s", "calibrated: Treg TGF-beta1 (PMC4002989)",
         "TGF-beta secretion per Treg", ge=0)
+    cd8_fraction: float = param(
+        0.4, "1", "calibrated: CD8+ T cells are a large share of mouse marrow T cells, larger "
+        "than in blood (Di Rosa & Pabst 2005 Trends Immunol 10.1016/j.it.2005.05.003)",
+        "fraction of entering T cells that are CD8+ (the Treg share comes out of CD4)",
+        ge=0, le=1)
     wnt10b_contact_per_day: float = param(
-        2.0, "1/day", "calibrated: Tregs drive CD8 T cells to make Wnt10b (Tyagi 2018)",
-        "rate at which a non-regulatory T cell touching a Treg starts making Wnt10b", ge=0)
+        0.3, "1/day", "calibrated: Tregs drive CD8 T cells to make Wnt10b and removing Tregs "
+        "abolishes it (Tyagi 2018 Immunity 10.1016/j.immuni.2018.10.013); per touching Treg, "
+        "so that Wnt10b producers rise with marrow Treg density instead of saturating",
+        "rate, per touching Treg, at which a CD8 T cell starts making Wnt10b", ge=0)
     wnt10b_off_per_day: float = param(
-        1.0, "1/day", "calibrated: Wnt10b expression needs ongoing Treg contact",
+        1.0, "1/day", "calibrated: Wnt10b expression needs ongoing Treg signals (Tyagi 2018)",
         "rate at which Wnt10b production stops", ge=0)
     wnt10b_molecules_per_s: float = param(
-        1.0, "molecules/s", "calibrated", "Wnt10b secretion per producing T cell", ge=0)
+        5.0, "molecules/s", "calibrated", "Wnt10b secretion per producing T cell", ge=0)
 
 
 class ILC2Params(_Params):
@@ -269,7 +276,7 @@ class OsteoblastParams(_Params):
     """Osteoblasts on the bone surface."""
 
     recruit_per_mm2_per_day: float = param(
-        40.0, "1/(mm^2 day)", "calibrated: Ob.S/BS ~10-20 % in intact mouse trabecular bone "
+        30.0, "1/(mm^2 day)", "calibrated: Ob.S/BS ~10-20 % in intact mouse trabecular bone "
         "and formation balancing resorption in the sham arm (BV/TV steady over 12 weeks)",
         "baseline recruitment onto free bone surface", ge=0)
     tgfb_recruit_gain: float = param(
@@ -279,11 +286,16 @@ class OsteoblastParams(_Params):
     tgfb_k_pM: float = param(300.0, "pM", "calibrated: near the marrow mean, so recruitment "
                              "follows local resorption", "TGF-beta half-saturation", gt=0)
     wnt10b_recruit_gain: float = param(
-        4.0, "1", "calibrated: Wnt10b from CD8 T cells drives formation (Tyagi 2018)",
+        8.0, "1", "calibrated: Wnt10b from CD8 T cells drives formation (Tyagi 2018)",
         "maximal relative rise of recruitment by Wnt10b", ge=0)
     wnt10b_k_pM: float = param(
         300.0, "pM", "calibrated: above the intact marrow level, so more Treg-driven Wnt10b "
         "raises recruitment (Tyagi 2018)", "Wnt10b half-saturation", gt=0)
+    wnt10b_survival_gain: float = param(
+        5.0, "1", "calibrated: Wnt signalling prevents osteoblast apoptosis (Almeida 2005 "
+        "J Biol Chem 280:41342; Bennett 2005 PNAS 10.1073/pnas.0408575102: Wnt10b raises "
+        "osteoblast number and bone formation)", "osteoblast death rate is "
+        "1/lifespan / (1 + this * Wnt10b occupancy)", ge=0)
     mechanostat_exponent: float = param(
         0.25, "1", "calibrated: OVX mice approach a new trabecular steady state within 8-12 "
         "weeks (Bouxsein 2005; mechanostat: Frost 1987 Anat Rec 10.1002/ar.1092190104, "

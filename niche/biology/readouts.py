@@ -74,7 +74,9 @@ def biology_readouts(model, rules) -> dict[str, float]:
     out["n_tnf_tcell"] = n_tnf
     _, out["n_th17"] = _count(cells, tc, State.IL17_PRODUCER, reg=False)
     _, out["n_wnt10b_tcell"] = _count(cells, tc, State.WNT10B_PRODUCER, reg=False)
-    out["treg_frac_cd4"] = n_treg / n_t if n_t else 0.0
+    _, n_cd8 = _count(cells, tc, State.CD8, reg=False)
+    out["n_cd8_tcell"] = n_cd8
+    out["treg_frac_cd4"] = n_treg / (n_t - n_cd8) if n_t > n_cd8 else 0.0
     if n_tnf and "TNF" in model.field_names:
         j = model.field_index("TNF")
         out["tnf_per_producer_molecules_per_s"] = float(

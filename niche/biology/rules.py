@@ -73,9 +73,12 @@ class OsteoimmuneRules(GenericRules):
                 continue
             state = np.zeros(n, np.uint32)
             if name == "tcell":
-                reg = model.rng_place.random(n) < tcell.treg_fraction(
-                    ctx, ctx.scfa_blood_pM * self.host.butyrate_fraction)
+                f_reg = tcell.treg_fraction(ctx, ctx.scfa_blood_pM * self.host.butyrate_fraction)
+                reg = model.rng_place.random(n) < f_reg
                 state[reg] = State.REGULATORY
+                cd8 = ~reg & (model.rng_place.random(n)
+                              < tcell.cd8_share(ctx.P.tcell.cd8_fraction, f_reg))
+                state[cd8] = State.CD8
             model.changes.birth_random(code, n, state=state, nuclei=c.nuclei,
                                        near_bone=name in ("osteoclast", "osteoblast"))
         # the bone cells present at day 0 are part-way through their work: spread their
@@ -149,7 +152,9 @@ class OsteoimmuneRules(GenericRules):
             if name == "osteoclast":  # apoptosis is estrogen dependent (osteoclast module)
                 s = s[:0]
             if c.lifespan_days is not None and s.size:
-                model.changes.die(ctx.events(s, 1.0 / c.lifespan_days))
+                rate = (osteoblast.death_rate(ctx, s, c.lifespan_days) if name == "osteoblast"
+                        else 1.0 / c.lifespan_days)
+                model.changes.die(ctx.events(s, rate))
             if c.egress_per_day > 0 and s.size:
                 model.changes.die(ctx.events(s[model.at_vessel(s)], c.egress_per_day))
             if c.influx_per_mm3_per_day > 0 and model.scenario.invitro is None:

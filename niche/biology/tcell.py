@@ -10,9 +10,13 @@ What they sense and do (parameters: :class:`~niche.biology.params.TCellParams`):
 - **Tregs** consume IL-2 through saturable high-affinity receptors (Thurley 2015) and,
   with their IL-2 signal ``IL2 / (IL2 + K_treg)``, divide and acquire CXCR3 (seed 004);
   they secrete IL-10 and TGF-beta and suppress precursors they touch (see monocyte).
-- **Butyrate** in the marrow converts effectors into Tregs (peripheral induction).
-- **Wnt10b**: a non-regulatory T cell touching a Treg starts to make Wnt10b (CD8 T cells
-  driven by Tregs, Tyagi 2018), which recruits osteoblasts.
+- **CD8 T cells** are a fixed share (``cd8_fraction``) of entering T cells: the Treg share
+  (Tregs are CD4) and the Th17 priming drive change CD4 entry only.
+- **Butyrate** in the marrow converts CD4 effectors into Tregs (peripheral induction).
+- **Wnt10b**: a CD8 T cell starts to make Wnt10b at a rate proportional to the
+  number of Tregs it touches and stops at a constant rate (CD8 T cells driven by Tregs,
+  Tyagi 2018), so Wnt10b follows marrow Treg density; it recruits osteoblasts and keeps
+  them alive.
 """
 from __future__ import annotations
 
@@ -34,6 +38,12 @@ def treg_fraction(ctx: Ctx, butyrate_pM: float) -> float:
     return float(min(f, 0.95))
 
 
+def cd8_share(cd8_fraction: float, f_reg: float) -> float:
+    """Share of entering non-regulatory T cells that are CD8+, such that CD8 cells are
+    ``cd8_fraction`` of all entering T cells whatever the Treg share (Tregs are CD4)."""
+    return float(min(1.0, cd8_fraction / max(1.0 - f_reg, 1e-9)))
+
+
 def influx(ctx: Ctx, base_per_day: float, blocked: set[str]) -> None:
     """Queue the T cells entering at vessels during this step."""
     p, m = ctx.P.tcell, ctx.model
@@ -42,8 +52,14 @@ def influx(ctx: Ctx, base_per_day: float, blocked: set[str]) -> None:
     f_reg = treg_fraction(ctx, but_blood)
     lam = base_per_day * m.lattice.volume_mm3 * ctx.dt
     n_reg = 0 if "treg" in blocked else ctx.rng.poisson(lam * f_reg * ctx.host.treg_pool_fold)
-    n_eff = 0 if "effector_tcell" in blocked else ctx.rng.poisson(
-        lam * (1.0 - f_reg) * max(0.0, 1.0 + p.priming_influx_gain * (prime - 1.0)))
+    n_cd4 = n_cd8 = 0
+    if "effector_tcell" not in blocked:
+        # CD8: a fixed share of entry; CD4 effectors: the rest, expanded by Th17 priming
+        f8 = min(p.cd8_fraction, 1.0 - f_reg)
+        n_cd8 = ctx.rng.poisson(lam * f8)
+        n_cd4 = ctx.rng.poisson(lam * (1.0 - f_reg - f8)
+                                * max(0.0, 1.0 + p.priming_influx_gain * (prime - 1.0)))
+    n_eff = n_cd4 + n_cd8
     if n_reg:
         m.changes.birth_random(_TC, n_reg, state=np.full(n_reg, State.REGULATORY, np.uint32),
                                at_vessels=True)
@@ -53,6 +69,7 @@ def influx(ctx: Ctx, base_per_day: float, blocked: set[str]) -> None:
         u = ctx.rng.random((2, n_eff))
         st = (np.where(u[0] < f_tnf, np.uint32(State.TNF_PRODUCER), np.uint32(0))
               | np.where(u[1] < f_17, np.uint32(State.IL17_PRODUCER), np.uint32(0)))
+        st[n_cd4:] |= np.uint32(State.CD8)
         m.changes.birth_random(_TC, n_eff, state=st.astype(np.uint32), at_vessels=True)
 
 
@@ -71,18 +88,21 @@ def decide(ctx: Ctx) -> None:
     scx = occupancy(ctx.conc("IL2", tregs[~cx]), p.cxcr3_il2_k_pM)
     ctx.set_flag(ctx.events(tregs[~cx], p.cxcr3_induction_per_day * scx ** 2), State.CXCR3)
     ctx.set_flag(ctx.events(tregs[cx], p.cxcr3_loss_per_day), State.CXCR3, on=False)
-    # effectors: butyrate converts to Tregs; Treg contact starts Wnt10b
-    but = ctx.conc("SCFA", effs) * ctx.host.butyrate_fraction
-    conv = ctx.events(effs, p.treg_induction_per_day * occupancy(but, p.butyrate_k_pM))
-    ctx.set_flag(conv, State.TNF_PRODUCER | State.IL17_PRODUCER | State.WNT10B_PRODUCER,
-                 on=False)
+    # CD4 effectors: butyrate converts them to Tregs (peripheral induction)
+    cd8 = ctx.has(effs, State.CD8)
+    cd4 = effs[~cd8]
+    but = ctx.conc("SCFA", cd4) * ctx.host.butyrate_fraction
+    conv = ctx.events(cd4, p.treg_induction_per_day * occupancy(but, p.butyrate_k_pM))
+    ctx.set_flag(conv, State.TNF_PRODUCER | State.IL17_PRODUCER, on=False)
     ctx.set_flag(conv, State.REGULATORY)
-    effs = np.setdiff1d(effs, conv, assume_unique=True)
-    touch = ctx.treg_contacts(effs) > 0
-    wnt = ctx.has(effs, State.WNT10B_PRODUCER)
-    ctx.set_flag(ctx.events(effs[touch & ~wnt], p.wnt10b_contact_per_day), State.WNT10B_PRODUCER)
-    ctx.set_flag(ctx.events(effs[~touch & wnt], p.wnt10b_off_per_day), State.WNT10B_PRODUCER,
-                 on=False)
+    # CD8 T cells: Wnt10b started at a rate per touching Treg, so producers follow Treg
+    # density (not saturating in it); production stops at a constant rate
+    cd8s = effs[cd8]
+    n_touch = ctx.treg_contacts(cd8s)
+    wnt = ctx.has(cd8s, State.WNT10B_PRODUCER)
+    ctx.set_flag(ctx.events(cd8s[~wnt], p.wnt10b_contact_per_day * n_touch[~wnt]),
+                 State.WNT10B_PRODUCER)
+    ctx.set_flag(ctx.events(cd8s[wnt], p.wnt10b_off_per_day), State.WNT10B_PRODUCER, on=False)
 
 
 def rates(ctx: Ctx, sec, vmax, idx) -> None:

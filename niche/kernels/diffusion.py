@@ -107,7 +107,7 @@ __all__ = [
     "C_K", "C_KM", "C_DVAL", "NCOEF", "O_MM", "O_DIR", "O_DENSE", "NOPT", "build_flags",
     "transpose2d",
     "react_diffuse_z", "diffuse_yx", "step", "scatter_cells", "clear",
-    "clear_sources", "sample_at", "gradient_at",
+    "clear_sources", "sample_at", "gradient_at", "gradient_at_slots",
 ]
 
 # Link bits of the z flag array (bit set = the link to that neighbour is
@@ -797,6 +797,30 @@ def _axis_diff(cm, c0, cp, has_m, has_p):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _gradient_one(c, s, zz, yy, xx, solid):
+    """(dc/dz, dc/dy, dc/dx) of substrate ``s`` at one voxel (see :func:`gradient_at`)."""
+    S, Z, Y, X = c.shape
+    if zz < 0 or zz >= Z or yy < 0 or yy >= Y or xx < 0 or xx >= X:
+        raise IndexError("gradient_at: cell voxel outside the grid")
+    if not _open(solid, zz, yy, xx):
+        return 0.0, 0.0, 0.0
+    c0 = c[s, zz, yy, xx]
+    hm = zz > 0 and _open(solid, zz - 1, yy, xx)
+    hp = zz < Z - 1 and _open(solid, zz + 1, yy, xx)
+    gz = _axis_diff(c[s, zz - 1, yy, xx] if hm else c0, c0,
+                    c[s, zz + 1, yy, xx] if hp else c0, hm, hp)
+    hm = yy > 0 and _open(solid, zz, yy - 1, xx)
+    hp = yy < Y - 1 and _open(solid, zz, yy + 1, xx)
+    gy = _axis_diff(c[s, zz, yy - 1, xx] if hm else c0, c0,
+                    c[s, zz, yy + 1, xx] if hp else c0, hm, hp)
+    hm = xx > 0 and _open(solid, zz, yy, xx - 1)
+    hp = xx < X - 1 and _open(solid, zz, yy, xx + 1)
+    gx = _axis_diff(c[s, zz, yy, xx - 1] if hm else c0, c0,
+                    c[s, zz, yy, xx + 1] if hp else c0, hm, hp)
+    return gz, gy, gx
+
+
+@numba.njit(cache=True, error_model="numpy")
 def gradient_at(c, s, z, y, x, out, solid=None):
     """Gradient of substrate ``s`` at cell voxels, in concentration per
     *voxel* (divide by ``dx_um`` for concentration per um).
@@ -807,28 +831,15 @@ def gradient_at(c, s, z, y, x, out, solid=None):
     inside the grid and, if ``solid`` (uint8 (Z, Y, X)) is given, is not
     solid.  A cell sitting in a solid voxel gets a zero gradient.
     """
-    S, Z, Y, X = c.shape
     for n in range(z.shape[0]):
-        zz = z[n]
-        yy = y[n]
-        xx = x[n]
-        if zz < 0 or zz >= Z or yy < 0 or yy >= Y or xx < 0 or xx >= X:
-            raise IndexError("gradient_at: cell voxel outside the grid")
-        if not _open(solid, zz, yy, xx):
-            out[n, 0] = 0.0
-            out[n, 1] = 0.0
-            out[n, 2] = 0.0
-            continue
-        c0 = c[s, zz, yy, xx]
-        hm = zz > 0 and _open(solid, zz - 1, yy, xx)
-        hp = zz < Z - 1 and _open(solid, zz + 1, yy, xx)
-        out[n, 0] = _axis_diff(c[s, zz - 1, yy, xx] if hm else c0, c0,
-                               c[s, zz + 1, yy, xx] if hp else c0, hm, hp)
-        hm = yy > 0 and _open(solid, zz, yy - 1, xx)
-        hp = yy < Y - 1 and _open(solid, zz, yy + 1, xx)
-        out[n, 1] = _axis_diff(c[s, zz, yy - 1, xx] if hm else c0, c0,
-                               c[s, zz, yy + 1, xx] if hp else c0, hm, hp)
-        hm = xx > 0 and _open(solid, zz, yy, xx - 1)
-        hp = xx < X - 1 and _open(solid, zz, yy, xx + 1)
-        out[n, 2] = _axis_diff(c[s, zz, yy, xx - 1] if hm else c0, c0,
-                               c[s, zz, yy, xx + 1] if hp else c0, hm, hp)
+        out[n, 0], out[n, 1], out[n, 2] = _gradient_one(c, s, z[n], y[n], x[n], solid)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def gradient_at_slots(c, s, slots, z, y, x, gz, gy, gx, solid=None):
+    """:func:`gradient_at` for the cells ``n = slots[i]`` of a cell store, read from
+    and written to its per-slot arrays (``gz[n], gy[n], gx[n]``; per voxel), without
+    gathering or scattering copies."""
+    for i in range(slots.shape[0]):
+        n = slots[i]
+        gz[n], gy[n], gx[n] = _gradient_one(c, s, z[n], y[n], x[n], solid)

@@ -730,28 +730,29 @@ def count_contacts(z, y, x, alive, occ, type_code, target_type, out):
     """out[i] = number of alive 26-neighbours of type ``target_type``.
 
     Dead slots get 0.  ``out`` is any integer array of length N; it is also
-    returned.  Serial: per-cell independent, so a prange version would be
-    deterministic too, but on small machines the thread start-up cost of a
-    parallel region can exceed the work (see module docstring).
+    returned.  Computed from the targets' side: each alive target adds one to
+    the occupant of each of its 26 neighbour voxels (the neighbourhood is
+    symmetric and a cell fills one voxel, so the counts are the same as
+    counting around every cell), which visits 26 voxels per target instead
+    of per cell.  Serial (see module docstring on small parallel regions).
     """
     Z, Y, X = occ.shape
     N = alive.shape[0]
     for s in range(N):
-        if alive[s] == 0:
-            out[s] = 0
+        out[s] = 0
+    for t in range(N):
+        if alive[t] == 0 or type_code[t] != target_type:
             continue
-        pz = np.int64(z[s])
-        py = np.int64(y[s])
-        px = np.int64(x[s])
-        c = 0
+        pz = np.int64(z[t])
+        py = np.int64(y[t])
+        px = np.int64(x[t])
         for o in range(26):
             vz = pz + NEIGHBOUR_OFFSETS[o, 0]
             vy = py + NEIGHBOUR_OFFSETS[o, 1]
             vx = px + NEIGHBOUR_OFFSETS[o, 2]
             if vz < 0 or vy < 0 or vx < 0 or vz >= Z or vy >= Y or vx >= X:
                 continue
-            t = occ[vz, vy, vx] - 1
-            if t >= 0 and alive[t] != 0 and type_code[t] == target_type:
-                c += 1
-        out[s] = c
+            s = occ[vz, vy, vx] - 1
+            if s >= 0 and alive[s] != 0:
+                out[s] += 1
     return out
