@@ -74,10 +74,12 @@ class TCellParams(_Params):
         0.1, "1/day", "calibrated: CXCR3 expression persists days after stimulation",
         "rate at which CXCR3+ Tregs return to CXCR3-", ge=0)
     priming_influx_gain: float = param(
-        0.5, "1", "calibrated: Th17/TNF T cells primed in the gut home to marrow after OVX "
+        1.0, "1", "calibrated: Th17/TNF T cells primed in the gut home to marrow after OVX "
         "(Li 2016 JCI 10.1172/JCI86062); marrow TNF+ T cells about double (Roggia 2001 PNAS "
-        "10.1073/pnas.251534698)",
-        "effector entry scales as 1 + gain * (priming - 1); priming = 1 in an intact "
+        "10.1073/pnas.251534698); the priming acts on CD4 entry only (Th17 cells are CD4), "
+        "so at full priming non-regulatory T-cell entry rises by about half, as with the "
+        "earlier 0.5 on all non-regulatory entry",
+        "CD4 effector entry scales as 1 + gain * (priming - 1); priming = 1 in an intact "
         "eubiotic mouse (niche.host)", ge=0)
     tnf_fraction: float = param(
         0.1, "1", "calibrated: a minority of marrow T cells make TNF in intact mice "

@@ -39,8 +39,8 @@ def treg_fraction(ctx: Ctx, butyrate_pM: float) -> float:
 
 
 def cd8_share(cd8_fraction: float, f_reg: float) -> float:
-    """Share of entering non-regulatory T cells that are CD8+, such that CD8 cells are
-    ``cd8_fraction`` of all entering T cells whatever the Treg share (Tregs are CD4)."""
+    """Share of non-regulatory T cells that are CD8+ when CD8 cells are ``cd8_fraction``
+    of all T cells and ``f_reg`` of them are Tregs (Tregs are CD4): the day-0 marrow."""
     return float(min(1.0, cd8_fraction / max(1.0 - f_reg, 1e-9)))
 
 
