@@ -95,10 +95,13 @@ def _wait(cond, timeout=60.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _settled_view(driver, timeout=60.0) -> np.ndarray:
-    """The view's pixels once two looks 0.7 s apart agree (images stream in stages)."""
+def _settled_view(driver, timeout=60.0, ready=None) -> np.ndarray:
+    """The view's pixels once two looks 0.7 s apart agree (images stream in stages) and,
+    if given, ``ready(pixels)`` holds; on a slow (loaded) machine the empty canvas can stay
+    unchanged for a while before the first server render arrives. At the timeout: the last
+    settled view (for the caller's assertion), or an error if none settled."""
     t0 = time.monotonic()
-    prev = None
+    prev = settled = None
     while time.monotonic() - t0 < timeout:
         try:
             img = _view_pixels(driver)
@@ -106,9 +109,13 @@ def _settled_view(driver, timeout=60.0) -> np.ndarray:
             img = None
         if img is not None and prev is not None and img.shape == prev.shape \
                 and np.array_equal(img, prev):
-            return img
+            settled = img
+            if ready is None or ready(img):
+                return img
         prev = img
         time.sleep(0.7)
+    if settled is not None and ready is not None:
+        return settled
     raise AssertionError("the 3D view never settled")
 
 
@@ -135,7 +142,7 @@ def test_serve_in_headless_chromium(run_path, tmp_path):
         driver.get(url)
         day = lambda: driver.find_element(By.CSS_SELECTOR, ".niche-day").text
         _wait(lambda: "(1/3)" in day(), what="the page")
-        first = _settled_view(driver)
+        first = _settled_view(driver, ready=_nonblank)
         assert _nonblank(first), "the 3D view is blank"
         driver.save_screenshot(str(tmp_path / "serve_frame0.png"))
         thumb = driver.find_element(By.CSS_SELECTOR, ".niche-frame-slider [role=slider]")
