@@ -328,8 +328,9 @@ class OsteoblastParams(_Params):
         2.0, "molecules/s", "calibrated: OPG > RANKL in intact bone (Pivonka 2008)",
         "OPG release at intact estrogen", ge=0)
     estrogen_rankl_suppression: float = param(
-        0.15, "1", "calibrated: estrogen lowers osteoblast RANKL (Eghbali-Fatourechi 2003 JCI); "
-        "modest, as most of the OVX effect needs the gut and T cells (Li 2016)",
+        0.3, "1", "calibrated: estrogen lowers osteoblast RANKL (Eghbali-Fatourechi 2003 JCI: "
+        "RANKL per marrow stromal cell 2-3x higher without estrogen); kept below that (1.4x), "
+        "as most of the OVX effect needs the gut and T cells (Li 2016)",
         "fractional fall of RANKL at intact vs absent estrogen", ge=0, le=1)
     estrogen_opg_gain: float = param(
         0.15, "1", "calibrated: estrogen raises OPG (Hofbauer 1999 Endocrinology); modest, "
