@@ -30,14 +30,16 @@ def test_resorb_form(benchmark, bone):
     occ.ravel()[flat] = np.arange(1, 2 * n + 1, dtype=np.int32)
     oc, ob = np.arange(n), np.arange(n, 2 * n)
     radius = np.full(2 * n, 2, np.int64)
-    out = np.empty(2 * n, np.int64)
+    out = np.empty(4 * n, np.int64)
+    emb = np.empty(n, np.int64)
 
     def go():
         credit = np.full(2 * n, 1000.0, np.float32)
         wall = b.copy()
         bb = b.copy()
         bone_k.resorb(bb, vessel, oc, z, y, x, credit, radius, np.float32(1000.0), out)
-        bone_k.form(bb, wall, occ, ob, z, y, x, credit, np.float32(1000.0), out)
+        bone_k.form(bb, wall, occ, ob, z, y, x, credit, np.float32(1000.0),
+                    np.int64(bone_k.EMBED_FACES), out, emb)
 
     go()
     record(benchmark, "remodel", 2 * n, "cell-voxel event", N**3)

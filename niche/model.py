@@ -218,6 +218,9 @@ class NicheModel(mesa.Model):
         self.observers = list(observers)
         self.bone_resorbed_voxels = 0
         self.bone_formed_voxels = 0
+        #: osteoblasts walled into the matrix (osteocytes; see kernels.bone.form)
+        self.osteoblasts_embedded = 0
+        self._embed_faces = np.int64(bone_k.EMBED_FACES)
         self._resorbed_since_frame = 0
         self._formed_since_frame = 0
         self._last_frame_tick = 0
@@ -397,10 +400,16 @@ class NicheModel(mesa.Model):
                 self._resorbed_since_frame += n
                 changed = True
         if ob.size:
-            cap = int(np.floor(cells.credit[ob] / vv).sum())
+            cap = int(np.floor(cells.credit[ob] / vv).sum()) + ob.size
             out = np.empty(max(cap, 1), np.int64)
-            n = bone_k.form(lat.bone, self.wall, cells.occ, ob, cells.z, cells.y, cells.x,
-                            cells.credit, vv, out)
+            emb = np.empty(ob.size, np.int64)
+            n, n_emb = bone_k.form(lat.bone, self.wall, cells.occ, ob, cells.z, cells.y,
+                                   cells.x, cells.credit, vv, self._embed_faces, out, emb)
+            if n_emb:  # osteoblasts walled into the matrix become osteocytes
+                for s in emb[:n_emb]:
+                    self._handles.pop(int(s)).remove()
+                cells.remove(emb[:n_emb])
+                self.osteoblasts_embedded += n_emb
             if n:
                 self.bone_formed_voxels += n
                 self._formed_since_frame += n

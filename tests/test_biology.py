@@ -295,10 +295,12 @@ def test_il2_suppresses_osteoclastogenesis_in_culture():
 
 
 def test_fusion_keeps_nuclei():
-    """Fusion conserves nuclei: with every death switched off, the well's nuclei stay exact."""
+    """Fusion conserves nuclei: with every death and nuclear turnover switched off, the
+    well's nuclei stay exact."""
     m = NicheModel(load_scenario("invitro_osteoclastogenesis", {
         "domain.shape_voxels": [4, 30, 30], "cells.monocyte.lifespan_days": 1e9,
-        "biology.monocyte.preoc_lifespan_days": 1e9, "biology.osteoclast.apoptosis_per_day": 0.0}))
+        "biology.monocyte.preoc_lifespan_days": 1e9, "biology.osteoclast.apoptosis_per_day": 0.0,
+        "biology.osteoclast.nucleus_loss_per_day": 0.0}))
     c = m.cells
     total0 = int(c.nuclei[c.alive_slots()].sum())
     m.run(4.0)
@@ -319,6 +321,13 @@ def test_parameter_docs_are_in_sync_and_sourced():
 
 def _ctx(name, **ov):
     m = NicheModel(load_scenario(name, tiny_overrides(0.1) | ov))
+    return m, m.rules._ctx_now(m, 1.0 / 24.0)
+
+
+def _ctx_at(name, day=30.0, **ov):
+    """A tiny model of scenario ``name`` with its host forcing set to ``day``."""
+    m, _ = _ctx(name, **({"run.days": day} | ov))
+    m.rules.forcing(m, day, force=True)
     return m, m.rules._ctx_now(m, 1.0 / 24.0)
 
 
@@ -362,9 +371,7 @@ def test_osteoclast_apoptosis_rises_with_tgfb_and_estrogen():
 
     rates = {}
     for name in ("sham", "ovx"):
-        m, ctx = _ctx(name, **{"run.days": 30.0})
-        m.rules.forcing(m, 30.0, force=True)
-        ctx = m.rules._ctx_now(m, 1.0 / 24.0)
+        m, ctx = _ctx_at(name)
         s = ctx.slots("osteoclast")
         assert s.size > 0
         j = m.field_index("TGFb")
@@ -421,3 +428,121 @@ def test_bone_surface_presents_membrane_rankl_in_vivo_only():
     assert np.all(on == 0.0)
     on, off = signals("invitro_osteoclastogenesis", _vitro(0.1))
     np.testing.assert_array_equal(on, off)
+
+
+def test_osteoclast_nuclei_turn_over_at_their_rate():
+    """Each nucleus leaves at nucleus_loss_per_day (binomial per cell): over many draws the
+    lost fraction matches 1 - exp(-k dt) within 4 binomial SDs; cells left with one nucleus
+    go; none are lost at k = 0."""
+    from niche.biology.osteoclast import shed_nuclei
+
+    m, _ = _ctx("ovx")
+    ctx = m.rules._ctx_now(m, 1.0)                  # one-day step: hazard 1 - exp(-k)
+    s = ctx.slots("osteoclast")
+    assert s.size > 0
+    c, k = m.cells, ctx.P.osteoclast.nucleus_loss_per_day
+    lost = total = 0
+    for _ in range(40):
+        c.nuclei[s] = 20
+        m.changes.deaths.clear()
+        shed_nuclei(ctx, s)
+        lost += int(20 * s.size - c.nuclei[s].astype(np.int64).sum())
+        total += 20 * s.size
+        assert not m.changes.deaths or np.concatenate(m.changes.deaths).size == 0
+    p = -np.expm1(-k)
+    assert abs(lost / total - p) < 4 * np.sqrt(p * (1 - p) / total)
+    # a 2-nucleus cell that loses one is gone
+    c.nuclei[s] = 2
+    m.changes.deaths.clear()
+    strong = m.rules._ctx_now(m, 100.0)             # hazard ~1: every nucleus leaves
+    shed_nuclei(strong, s)
+    assert set(np.concatenate(m.changes.deaths)) == set(s)
+    m2, _ = _ctx("ovx", **{"biology.osteoclast.nucleus_loss_per_day": 0.0})
+    ctx2 = m2.rules._ctx_now(m2, 1.0)
+    s2 = ctx2.slots("osteoclast")
+    before = m2.cells.nuclei[s2].copy()
+    shed_nuclei(ctx2, s2)
+    np.testing.assert_array_equal(m2.cells.nuclei[s2], before)
+
+
+def test_treg_contact_makes_resorption_bouts_rarer_and_shorter():
+    """Start rate x (1 - block) and end rate / (1 - block) for osteoclasts touching a Treg;
+    exact, and off under the treg_contact knock-out."""
+    from niche.biology.monocyte import rankl_signal
+    from niche.biology.osteoclast import bout_rates
+
+    for ko in (False, True):
+        ov = {"perturbations": [{"kind": "knockout", "pathway": "treg_contact"}]} if ko else {}
+        m, ctx = _ctx("ovx", **ov)
+        s = ctx.slots("osteoclast")
+        assert s.size > 0
+        on = np.ones(s.size, bool)
+        touch = np.zeros(s.size, bool)
+        touch[::2] = True
+        ctx._treg_code = np.zeros(m.cells.capacity, np.int32)
+        ctx._treg_code[s[touch]] = 1
+        start, end = bout_rates(ctx, s, on)
+        p = ctx.P.osteoclast
+        f = np.where(touch & (not ko), 1.0 - p.treg_contact_block, 1.0)
+        np.testing.assert_allclose(start, p.resorb_switch_per_day * rankl_signal(ctx, s, on) * f,
+                                   rtol=1e-12)
+        np.testing.assert_allclose(end, p.release_per_day / f, rtol=1e-12)
+
+
+def test_il2_interferon_programme_is_a_steep_switch_and_blocks_fusion():
+    """IL-2 signal x^h/(1+x^h): 1/2 at K, 2^h/(1+2^h) at 2K, ~0 at endogenous levels;
+    precursors in the programme fuse at (1 - ifn_fusion_inhibition) of the rate."""
+    from niche.biology.monocyte import il2_signal
+    from niche.biology.osteoclast import fusion_rate
+
+    m, ctx = _ctx("ovx_il2")
+    s = ctx.slots("monocyte")
+    assert s.size > 1
+    p = ctx.P.monocyte
+    j = m.field_index("IL2")
+    for level, want in ((p.il2_k_pM, 0.5), (2 * p.il2_k_pM, 2 ** p.il2_hill / (1 + 2 ** p.il2_hill)),
+                        (8.0, None)):
+        m.fields.c[j][...] = level
+        ctx._conc.clear()
+        got = il2_signal(ctx, s)
+        if want is None:
+            assert got.max() < 1e-3                 # endogenous marrow IL-2 (~8 pM)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    c = m.cells
+    c.state[s[0]] |= np.uint32(State.IFN_PROGRAM)
+    c.state[s[1]] &= ~np.uint32(State.IFN_PROGRAM)
+    np.testing.assert_allclose(fusion_rate(ctx, s[:2]),
+                               [p.fusion_per_day * (1 - p.ifn_fusion_inhibition), p.fusion_per_day])
+
+
+def test_estrogen_loss_raises_osteoblast_recruitment():
+    """Recruitment x (1 + gain * (1 - estrogen)): 1 in sham, 1 + gain after OVX (Jilka 1998)."""
+    from niche.biology.osteoblast import estrogen_recruit_factor
+
+    got = {}
+    for name in ("sham", "ovx"):
+        m, ctx = _ctx_at(name)
+        got[name] = (estrogen_recruit_factor(ctx), ctx.host.estrogen)
+    g = load_scenario("sham").biology.osteoblast.estrogen_loss_recruit_gain
+    assert got["sham"] == (pytest.approx(1.0), pytest.approx(1.0))
+    f, e = got["ovx"]
+    assert e < 0.2                                  # 30 days after OVX
+    assert f == pytest.approx(1.0 + g * (1.0 - e), rel=1e-12) and f > 1.0 + 0.8 * g
+
+
+def test_treg_division_is_slower_without_estrogen():
+    """Division rate = rate * sig^2 * ((1 - d) + d * estrogen) (Polanczyk 2004): exact in
+    sham and 30 days after OVX."""
+    from niche.biology.tcell import treg_division_rate
+
+    sig = np.array([0.0, 0.3, 1.0])
+    got = {}
+    for name in ("sham", "ovx"):
+        m, ctx = _ctx_at(name)
+        p, e = ctx.P.tcell, ctx.host.estrogen
+        d = p.treg_division_estrogen_dependence
+        got[name] = treg_division_rate(ctx, sig)
+        np.testing.assert_allclose(got[name], p.treg_division_per_day * sig ** 2
+                                   * ((1 - d) + d * e), rtol=1e-12)
+    assert got["ovx"][2] < got["sham"][2]

@@ -13,9 +13,13 @@ osteoclast lineage (``PRE_OSTEOCLAST``) at ``commitment_per_day * drive``::
 and becomes fusion competent ``maturation_days`` later (its ``credit`` counts the days). SCFAs lower the
 TRAF6/NFATc1 drive by metabolic reprogramming (Lucas 2018); IL-10 blocks NFATc1 early
 (Evans & Fox 2007); CGRP and IL-4/IL-13 suppress (seed 004, Omata 2020). IL-2 switches
-RANKL-stimulated monocytes into a STAT1-IRF1 interferon programme (seed 004). Committed
-precursors fuse with touching precursors or osteoclasts (see :mod:`.osteoclast`), die if
-they stay unfused, and are killed by Treg contact (CTLA-4, Zaiss 2007).
+RANKL-stimulated monocytes, uncommitted or committed, into a STAT1-IRF1 interferon
+programme (seed 004) at ``ifn_induction_per_day x il2_signal x R``, where the IL-2 signal
+is a steep Hill function (``il2_hill``), so endogenous marrow IL-2 barely triggers it and
+therapeutic pulses do; the programme blocks commitment (``ifn_inhibition``) and the fusion
+of committed precursors (``ifn_fusion_inhibition``). Committed precursors fuse with
+touching precursors or osteoclasts (see :mod:`.osteoclast`), die if they stay unfused,
+and are killed by Treg contact (CTLA-4, Zaiss 2007).
 Parameters: :class:`~niche.biology.params.MonocyteParams`.
 """
 from __future__ import annotations
@@ -27,7 +31,7 @@ from ..kernels.fusion import touches_bone
 from . import osteoblast
 from .context import Ctx, occupancy
 
-__all__ = ["decide", "commitment_drive"]
+__all__ = ["decide", "commitment_drive", "il2_signal", "rankl_signal"]
 
 
 def rankl_signal(ctx: Ctx, s: np.ndarray, on_bone: np.ndarray) -> np.ndarray:
@@ -37,6 +41,14 @@ def rankl_signal(ctx: Ctx, s: np.ndarray, on_bone: np.ndarray) -> np.ndarray:
     rankl = ctx.conc("RANKL", s) + osteoblast.surface_rankl_pM(ctx, s, on_bone)
     free = rankl / (1.0 + ctx.conc("OPG", s) / p.opg_k_pM)
     return occupancy(free, p.rankl_k_pM)
+
+
+def il2_signal(ctx: Ctx, s: np.ndarray) -> np.ndarray:
+    """IL-2 signal of monocytes ``s`` for the interferon programme: the Hill function
+    ``x^h / (1 + x^h)`` of ``x = IL2 / il2_k_pM``."""
+    p = ctx.P.monocyte
+    x = (ctx.conc("IL2", s) / p.il2_k_pM) ** p.il2_hill
+    return x / (1.0 + x)
 
 
 def commitment_drive(ctx: Ctx, s: np.ndarray, mcsf: float,
@@ -70,24 +82,25 @@ def decide(ctx: Ctx, mcsf: float) -> None:
     kill = p.treg_contact_kill_per_day * (ctx.treg_contacts(pres) > 0) * (
         "treg_contact" not in ctx.knockouts)
     ctx.model.changes.die(ctx.events(pres, 1.0 / p.preoc_lifespan_days + kill))
+    c = ctx.cells
+    on_bone = touches_bone(s, c.z, c.y, c.x, ctx.model.lattice.bone,
+                           np.zeros(s.size, np.uint8)).astype(bool)
+    # IL-2 interferon programme of RANKL-stimulated cells, uncommitted or committed
+    if "monocyte_il2_stat1" not in ctx.knockouts:
+        ifn = ctx.has(s, State.IFN_PROGRAM)
+        il2 = il2_signal(ctx, s)
+        sig = il2 * rankl_signal(ctx, s, on_bone)
+        ctx.set_flag(ctx.events(s[~ifn], p.ifn_induction_per_day * sig[~ifn]),
+                     State.IFN_PROGRAM)
+        ctx.set_flag(ctx.events(s[ifn], p.ifn_loss_per_day * (1.0 - il2[ifn])),
+                     State.IFN_PROGRAM, on=False)
+    c.credit[pres] += np.float32(ctx.dt)           # committed precursors count days
+    mono_on_bone = on_bone[~pre]
     if mono.size == 0:
         return
-    c = ctx.cells
-    on_bone = touches_bone(mono, c.z, c.y, c.x, ctx.model.lattice.bone,
-                           np.zeros(mono.size, np.uint8)).astype(bool)
-    drive, r = commitment_drive(ctx, mono, mcsf, on_bone)
-    # IL-2 interferon programme (needs RANKL stimulation)
-    ifn = ctx.has(mono, State.IFN_PROGRAM)
-    if "monocyte_il2_stat1" not in ctx.knockouts:
-        sig = occupancy(ctx.conc("IL2", mono), p.il2_k_pM) * r
-        ctx.set_flag(ctx.events(mono[~ifn], p.ifn_induction_per_day * sig[~ifn]),
-                     State.IFN_PROGRAM)
-    sig_all = occupancy(ctx.conc("IL2", mono[ifn]), p.il2_k_pM)
-    ctx.set_flag(ctx.events(mono[ifn], p.ifn_loss_per_day * (1.0 - sig_all)), State.IFN_PROGRAM,
-                 on=False)
+    drive, _ = commitment_drive(ctx, mono, mcsf, mono_on_bone)
     # commitment: precursors touching bone (where RANKL is presented) commit at a rate set
     # by the drive; committed cells count days in ``credit`` until fusion competent
-    done = ctx.events(mono[on_bone], p.commitment_per_day * drive[on_bone])
+    done = ctx.events(mono[mono_on_bone], p.commitment_per_day * drive[mono_on_bone])
     c.credit[done] = 0.0
     ctx.set_flag(done, State.PRE_OSTEOCLAST)
-    c.credit[pres] += np.float32(ctx.dt)

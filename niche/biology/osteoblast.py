@@ -2,7 +2,8 @@
 
 - **Recruitment** (births) onto free marrow voxels touching bone at
   ``recruit_per_mm2_per_day`` per mm^2 of bone face, raised by TGF-beta released by
-  resorption (coupling; Tang 2009) and by Wnt10b from Treg-driven T cells (Tyagi 2018),
+  resorption (coupling; Tang 2009), by Wnt10b from Treg-driven T cells (Tyagi 2018) and
+  by estrogen loss itself (``estrogen_loss_recruit_gain``; Jilka 1998),
   and scaled by the **mechanostat**: the habitual load is carried by less bone when
   BV/TV falls, so the apparent strain rises as (BV/TV_0 / BV/TV)^2 (trabecular modulus
   ~ density^2, Gibson 1985), osteocytes release less sclerostin and recruit more
@@ -30,7 +31,7 @@ from ..lattice import face_neighbour_any
 from .context import Ctx, add_rate, hazard, occupancy
 
 __all__ = ["recruit", "rates", "mechanostat", "apparent_strain", "surface_rankl_pM",
-           "death_rate"]
+           "death_rate", "estrogen_recruit_factor"]
 
 _OB = TYPE_CODES["osteoblast"]
 
@@ -52,6 +53,12 @@ def mechanostat(ctx: Ctx) -> float:
     return 1.0 if n == 0.0 else float(apparent_strain(ctx) ** n)
 
 
+def estrogen_recruit_factor(ctx: Ctx) -> float:
+    """Recruitment factor ``1 + gain * (1 - estrogen)``: estrogen loss raises
+    osteoblastogenesis independently of resorption (Jilka 1998)."""
+    return 1.0 + ctx.P.osteoblast.estrogen_loss_recruit_gain * (1.0 - ctx.host.estrogen)
+
+
 def recruit(ctx: Ctx) -> None:
     p, m = ctx.P.osteoblast, ctx.model
     lat = m.lattice
@@ -68,7 +75,8 @@ def recruit(ctx: Ctx) -> None:
         return m.fields.c[m.field_index(name)][z, y, x].astype(np.float64)
 
     face_mm2 = (lat.voxel_um * 1e-3) ** 2
-    rate = p.recruit_per_mm2_per_day * face_mm2 * mechanostat(ctx) * (
+    rate = p.recruit_per_mm2_per_day * face_mm2 * mechanostat(ctx) * estrogen_recruit_factor(
+        ctx) * (
         1.0 + p.tgfb_recruit_gain * occupancy(at("TGFb"), p.tgfb_k_pM)
         + p.wnt10b_recruit_gain * occupancy(at("WNT10B"), p.wnt10b_k_pM))
     hit = ctx.rng.random(cand.size) < hazard(rate, ctx.dt)

@@ -43,6 +43,12 @@ class TCellParams(_Params):
         0.5, "1", "calibrated: Polanczyk 2004 J Immunol 10.4049/jimmunol.173.4.2227 (E2 "
         "raises Treg number and Foxp3); half of Treg recruitment is made E2-dependent",
         "Treg fraction scales as (1 - d) + d * estrogen", ge=0, le=1)
+    treg_division_estrogen_dependence: float = param(
+        0.25, "1", "calibrated: estrogen expands the Treg compartment (Polanczyk 2004 J Immunol "
+        "10.4049/jimmunol.173.4.2227); a quarter of IL-2-driven Treg division is made "
+        "E2-dependent, so OVX marrow Tregs fall rather than follow the IL-2 of the more "
+        "numerous primed effectors", "Treg division rate scales as (1 - d) + d * estrogen",
+        ge=0, le=1)
     treg_butyrate_gain: float = param(
         4.0, "1", "calibrated: Tyagi 2018 Immunity 10.1016/j.immuni.2018.10.013 (butyrate "
         "about doubles marrow Tregs)",
@@ -184,8 +190,9 @@ class MonocyteParams(_Params):
         "maximal relative rise of commitment by IL-17", ge=0)
     il17_k_pM: float = param(5.0, "pM", "calibrated", "IL-17 half-saturation", gt=0)
     commitment_per_day: float = param(
-        2.0, "1/day", "calibrated: in culture with saturating RANKL + M-CSF most precursors "
-        "commit within 1-2 days (NFATc1 induction)", "commitment rate at full drive "
+        4.0, "1/day", "calibrated: in culture with saturating RANKL + M-CSF most precursors "
+        "commit within a day or two (NFATc1 induction); the precursor supply that renews "
+        "osteoclast nuclei (nucleus_loss_per_day) in the sham arm", "commitment rate at full drive "
         "(precursors must touch bone, where RANKL is presented)", ge=0)
     maturation_days: float = param(
         1.5, "day", "calibrated: TRAP+ multinucleated cells appear by day 3-5 of culture "
@@ -211,18 +218,33 @@ class MonocyteParams(_Params):
         10.0, "pM", "calibrated: ILC2 IL-4/IL-13 suppress via STAT6 (Omata 2020)",
         "IL-4/IL-13 level halving commitment", gt=0)
     il2_k_pM: float = param(
-        100.0, "pM", "calibrated: monocytes carry intermediate-affinity IL-2R beta-gamma "
+        200.0, "pM", "calibrated: monocytes carry intermediate-affinity IL-2R beta-gamma "
         "(Kd ~ 1 nM); RANKL-stimulated precursors respond at lower IL-2 (seed 004)", "IL-2 half-saturation of the STAT1-IRF1 programme", gt=0)
+    il2_hill: float = param(
+        3.0, "1", "calibrated: a sigmoidal IL-2 dose response, so that the endogenous marrow "
+        "level (~8 pM) barely triggers the programme while the pulses of low-dose therapy "
+        "(~100-200 pM in the marrow for about an hour a day) do; single-cell IL-2 responses "
+        "are steep and sigmoidal (Feinerman 2010 Mol Syst Biol 6:437)",
+        "Hill coefficient of the IL-2 signal of the STAT1-IRF1 programme", gt=0)
     ifn_induction_per_day: float = param(
-        24.0, "1/day", "calibrated: IL-2 triggers STAT1-IRF1 in RANKL-stimulated monocytes "
-        "within hours (seed 004)", "rate of entering the interferon programme at full signal",
+        500.0, "1/day", "calibrated: IL-2 triggers STAT1 phosphorylation within minutes and "
+        "IRF1 within about an hour in RANKL-stimulated monocytes (seed 004), so one "
+        "therapeutic pulse (about an hour above K) switches most of them", "rate of entering the interferon programme at full signal",
         ge=0)
     ifn_loss_per_day: float = param(
-        0.5, "1/day", "calibrated: the programme persists while IL-2 signals",
+        0.25, "1/day", "calibrated: the programme outlasts the IL-2 pulse: IRF1 drives an "
+        "autocrine interferon-beta loop (Takayanagi 2002 Nature 416:744), so it persists "
+        "for days between daily doses",
         "rate of leaving the interferon programme without IL-2 (x (1 - signal))", ge=0)
     ifn_inhibition: float = param(
         0.97, "1", "calibrated: the programme suppresses osteoclastogenesis (seed 004)",
         "fractional block of commitment in the interferon programme", ge=0, le=1)
+    ifn_fusion_inhibition: float = param(
+        0.9, "1", "calibrated: the IL-2-induced STAT1-IRF1 programme acts on RANKL-stimulated "
+        "cells (seed 004), and the interferon-beta loop it belongs to blocks RANKL-driven "
+        "differentiation through c-Fos (Takayanagi 2002 Nature 416:744)",
+        "fractional block of fusion of committed precursors in the interferon programme",
+        ge=0, le=1)
     treg_contact_inhibition: float = param(
         0.85, "1", "calibrated: CTLA-4 contact lowers resorption pits up to 80 % (Zaiss 2007 "
         "Arthritis Rheum 10.1002/art.23138)", "fractional block of commitment per hour in "
@@ -261,16 +283,31 @@ class OsteoclastParams(_Params):
         24.0, "1/day", "RANKL switches osteoclasts to resorbing within minutes to hours "
         "(Kikuta 2013 JCI 10.1172/JCI65054)", "rate of switching to resorbing on bone at "
         "full RANKL signal", ge=0)
+    nucleus_loss_per_day: float = param(
+        0.15, "1/day", "calibrated: mouse osteoclasts are long-lived syncytia whose nuclei "
+        "turn over, renewed by fusion of new precursors, and they shed nuclei by fission "
+        "into osteomorphs (Jacome-Galarza 2019 Nature 10.1038/s41586-019-1105-7; McDonald "
+        "2021 Cell 10.1016/j.cell.2021.02.002); a nuclear life of ~1 week makes osteoclast "
+        "size follow precursor supply within days. Shed nuclei are not tracked (osteomorph "
+        "re-fusion is not modelled)", "rate at which each nucleus leaves its osteoclast; a "
+        "cell left with one nucleus is gone", ge=0)
     release_per_day: float = param(
         0.5, "1/day", "calibrated: resorption bouts last hours (Kikuta 2013)",
         "rate of switching from resorbing to moving", ge=0)
+    treg_contact_block: float = param(
+        0.9, "1", "calibrated: Tregs suppress bone resorption by mature osteoclasts through "
+        "contact (Luo 2011 Cell Mol Immunol 8:50; CTLA-4, Zaiss 2007 Arthritis Rheum "
+        "10.1002/art.23138); with 0.9 a touching Treg cuts the resorbing "
+        "share of an osteoclast by ~80 %, the largest reduction of pits (Zaiss 2007)",
+        "factor by which a touching Treg lowers the start and shortens the duration of "
+        "resorption bouts", ge=0, lt=1)
     max_nuclei: int = param(20, "nuclei", "3-20 nuclei (biology.md)",
                             "no further fusion beyond this size", ge=2, le=100)
     min_nuclei_multinucleated: int = param(
         3, "nuclei", "TRAP+ cells with >= 3 nuclei (standard in-vitro count)",
         "threshold of the multinucleated-osteoclast readout", ge=2)
     tgfb_molecules_per_s_per_nucleus: float = param(
-        2.0, "molecules/s", "calibrated: resorption releases matrix TGF-beta (coupling; "
+        3.0, "molecules/s", "calibrated: resorption releases matrix TGF-beta (coupling; "
         "Tang 2009 Nat Med)", "TGF-beta release while resorbing, per nucleus", ge=0)
 
 
@@ -278,7 +315,7 @@ class OsteoblastParams(_Params):
     """Osteoblasts on the bone surface."""
 
     recruit_per_mm2_per_day: float = param(
-        30.0, "1/(mm^2 day)", "calibrated: Ob.S/BS ~10-20 % in intact mouse trabecular bone "
+        22.0, "1/(mm^2 day)", "calibrated: Ob.S/BS ~10-20 % in intact mouse trabecular bone "
         "and formation balancing resorption in the sham arm (BV/TV steady over 12 weeks)",
         "baseline recruitment onto free bone surface", ge=0)
     tgfb_recruit_gain: float = param(
@@ -287,6 +324,12 @@ class OsteoblastParams(_Params):
         ge=0)
     tgfb_k_pM: float = param(300.0, "pM", "calibrated: near the marrow mean, so recruitment "
                              "follows local resorption", "TGF-beta half-saturation", gt=0)
+    estrogen_loss_recruit_gain: float = param(
+        0.5, "1", "calibrated: loss of estrogen raises osteoblastogenesis in mouse marrow "
+        "independently of factors released by resorption (Jilka 1998 JCI 101:1942: "
+        "about 2-fold more osteoblast progenitors after OVX); half of that reaches the "
+        "surface here, keeping formation below resorption (net OVX loss)",
+        "relative rise of recruitment without estrogen", ge=0)
     wnt10b_recruit_gain: float = param(
         8.0, "1", "calibrated: Wnt10b from CD8 T cells drives formation (Tyagi 2018)",
         "maximal relative rise of recruitment by Wnt10b", ge=0)
@@ -328,9 +371,9 @@ class OsteoblastParams(_Params):
         2.0, "molecules/s", "calibrated: OPG > RANKL in intact bone (Pivonka 2008)",
         "OPG release at intact estrogen", ge=0)
     estrogen_rankl_suppression: float = param(
-        0.3, "1", "calibrated: estrogen lowers osteoblast RANKL (Eghbali-Fatourechi 2003 JCI: "
-        "RANKL per marrow stromal cell 2-3x higher without estrogen); kept below that (1.4x), "
-        "as most of the OVX effect needs the gut and T cells (Li 2016)",
+        0.5, "1", "calibrated: estrogen lowers osteoblast RANKL (Eghbali-Fatourechi 2003 JCI: "
+        "RANKL per marrow stromal cell 2-3x higher without estrogen); 2x here, the low end, "
+        "as much of the OVX effect needs the gut and T cells (Li 2016)",
         "fractional fall of RANKL at intact vs absent estrogen", ge=0, le=1)
     estrogen_opg_gain: float = param(
         0.15, "1", "calibrated: estrogen raises OPG (Hofbauer 1999 Endocrinology); modest, "

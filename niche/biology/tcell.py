@@ -8,7 +8,8 @@ What they sense and do (parameters: :class:`~niche.biology.params.TCellParams`):
   estrogen (Polanczyk 2004) and on blood butyrate (Tyagi 2018); Treg entry scales with
   the systemic Treg pool that IL-2 therapy expands (``niche.host.il2_treg_pool_fold``).
 - **Tregs** consume IL-2 through saturable high-affinity receptors (Thurley 2015) and,
-  with their IL-2 signal ``IL2 / (IL2 + K_treg)``, divide and acquire CXCR3 (seed 004);
+  with their IL-2 signal ``IL2 / (IL2 + K_treg)``, divide (faster with estrogen,
+  Polanczyk 2004) and acquire CXCR3 (seed 004);
   they secrete IL-10 and TGF-beta and suppress precursors they touch (see monocyte).
 - **CD8 T cells** are a fixed share (``cd8_fraction``) of entering T cells: the Treg share
   (Tregs are CD4) and the Th17 priming drive change CD4 entry only.
@@ -25,7 +26,7 @@ import numpy as np
 from ..cells import TYPE_CODES, State
 from .context import Ctx, add_rate, occupancy
 
-__all__ = ["influx", "decide", "rates"]
+__all__ = ["influx", "decide", "rates", "treg_division_rate"]
 
 _TC = TYPE_CODES["tcell"]
 
@@ -73,6 +74,15 @@ def influx(ctx: Ctx, base_per_day: float, blocked: set[str]) -> None:
         m.changes.birth_random(_TC, n_eff, state=st.astype(np.uint32), at_vessels=True)
 
 
+def treg_division_rate(ctx: Ctx, sig: np.ndarray) -> np.ndarray:
+    """Treg division rate (1/day) at IL-2 signal ``sig``: ``rate * sig^2``, scaled by
+    estrogen (``(1 - d) + d * estrogen``; estrogen expands the Treg compartment,
+    Polanczyk 2004)."""
+    p = ctx.P.tcell
+    d = p.treg_division_estrogen_dependence
+    return p.treg_division_per_day * sig ** 2 * ((1.0 - d) + d * ctx.host.estrogen)
+
+
 def decide(ctx: Ctx) -> None:
     p = ctx.P.tcell
     s = ctx.slots("tcell")
@@ -83,7 +93,7 @@ def decide(ctx: Ctx) -> None:
     # Tregs: IL-2 signal drives division and CXCR3
     sig = occupancy(ctx.conc("IL2", tregs), p.treg_il2_k_pM)
     cx = ctx.has(tregs, State.CXCR3)
-    par = ctx.events(tregs, p.treg_division_per_day * sig ** 2)
+    par = ctx.events(tregs, treg_division_rate(ctx, sig))
     ctx.divide(par, "tcell", ctx.cells.state[par] & np.uint32(State.REGULATORY | State.CXCR3))
     scx = occupancy(ctx.conc("IL2", tregs[~cx]), p.cxcr3_il2_k_pM)
     ctx.set_flag(ctx.events(tregs[~cx], p.cxcr3_induction_per_day * scx ** 2), State.CXCR3)

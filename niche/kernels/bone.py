@@ -8,17 +8,46 @@ from __future__ import annotations
 
 import numba as nb
 
-__all__ = ["resorb", "form"]
+__all__ = ["resorb", "form", "EMBED_FACES"]
+
+#: An osteoblast whose own voxel has this many bone faces (a pocket or a groove) walls
+#: itself in and becomes an osteocyte: some 10-20 % of osteoblasts end as osteocytes
+#: (Franz-Odendaal 2006 Dev Dyn 10.1002/dvdy.20603), and a 10 um lacuna is below what
+#: micro-CT resolves, so the voxel counts as bone.
+EMBED_FACES = 4
+
+
+@nb.njit(cache=True)
+def _faces_equal(bone, zz, yy, xx, v):
+    """Number of face neighbours of voxel (zz, yy, xx) inside the domain whose value is
+    ``v`` (1: bone faces, 0: faces on marrow; the domain edge counts as neither)."""
+    Z, Y, X = bone.shape
+    n = 0
+    if zz > 0 and bone[zz - 1, yy, xx] == v:
+        n += 1
+    if zz < Z - 1 and bone[zz + 1, yy, xx] == v:
+        n += 1
+    if yy > 0 and bone[zz, yy - 1, xx] == v:
+        n += 1
+    if yy < Y - 1 and bone[zz, yy + 1, xx] == v:
+        n += 1
+    if xx > 0 and bone[zz, yy, xx - 1] == v:
+        n += 1
+    if xx < X - 1 and bone[zz, yy, xx + 1] == v:
+        n += 1
+    return n
 
 
 @nb.njit(cache=True)
 def resorb(bone, vessel, slots, z, y, x, credit, radius, voxel_volume, out_flat):
     """Remove bone voxels near osteoclasts.
 
-    For each osteoclast (``slots`` in order), while its credit holds a whole voxel, the
-    nearest bone voxel within ``radius[i]`` voxels (Chebyshev box, ties broken by scan
-    order) is turned into marrow. Returns the number of voxels removed; their flat
-    indices are written to ``out_flat`` (length >= total possible).
+    For each osteoclast (``slots`` in order), while its credit holds a whole voxel, one
+    bone voxel within ``radius[i]`` voxels (Chebyshev box) is turned into marrow: the
+    most exposed one (most faces on marrow, so bumps go before the bone beneath them and
+    the surface stays smooth, the mirror of :func:`form`), then the nearest, then the first
+    in scan order. Returns the number of voxels removed; their flat indices are written to
+    ``out_flat`` (length >= total possible).
     """
     Z, Y, X = bone.shape
     n_out = 0
@@ -28,6 +57,7 @@ def resorb(bone, vessel, slots, z, y, x, credit, radius, voxel_volume, out_flat)
         while credit[i] >= voxel_volume:
             best = -1
             bestd = 1 << 30
+            best_open = -1
             for dz in range(-r, r + 1):
                 zz = z[i] + dz
                 if zz < 0 or zz >= Z:
@@ -41,8 +71,10 @@ def resorb(bone, vessel, slots, z, y, x, credit, radius, voxel_volume, out_flat)
                         if xx < 0 or xx >= X:
                             continue
                         if bone[zz, yy, xx] == 1:
+                            n_open = _faces_equal(bone, zz, yy, xx, 0)  # on marrow
                             d = dz * dz + dy * dy + dx * dx
-                            if d < bestd:
+                            if n_open > best_open or (n_open == best_open and d < bestd):
+                                best_open = n_open
                                 bestd = d
                                 best = (zz * Y + yy) * X + xx
             if best < 0:
@@ -58,17 +90,22 @@ def resorb(bone, vessel, slots, z, y, x, credit, radius, voxel_volume, out_flat)
 
 
 @nb.njit(cache=True)
-def form(bone, wall, occ, slots, z, y, x, credit, voxel_volume, out_flat):
+def form(bone, wall, occ, slots, z, y, x, credit, voxel_volume, embed_faces, out_flat,
+         embedded):
     """Add bone voxels next to osteoblasts.
 
     While an osteoblast's credit holds a whole voxel, one free marrow voxel in its
     26-neighbourhood that touches bone through a face (and is not a vessel, not occupied)
     becomes bone: the one with the most bone faces (a smooth, layer-by-layer apposition),
-    ties broken by scan order. Returns the count; flat
-    indices go to ``out_flat``. Credit is capped at one voxel when no site is free.
+    ties broken by scan order. An osteoblast whose own voxel has at least ``embed_faces``
+    bone faces, more than any free neighbour, fills its own voxel instead: it walls itself
+    into the matrix and becomes an osteocyte (its slot goes to ``embedded``), so pockets
+    close rather than stay as marrow cavities. Returns (voxels formed, cells embedded);
+    flat indices go to ``out_flat``. Credit is capped at one voxel when no site is free.
     """
     Z, Y, X = bone.shape
     n_out = 0
+    n_emb = 0
     for k in range(slots.size):
         i = slots[k]
         while credit[i] >= voxel_volume:
@@ -88,22 +125,21 @@ def form(bone, wall, occ, slots, z, y, x, credit, voxel_volume, out_flat):
                             continue
                         if wall[zz, yy, xx] != 0 or occ[zz, yy, xx] != 0:
                             continue
-                        touch = 0
-                        if zz > 0 and bone[zz - 1, yy, xx] == 1:
-                            touch += 1
-                        if zz < Z - 1 and bone[zz + 1, yy, xx] == 1:
-                            touch += 1
-                        if yy > 0 and bone[zz, yy - 1, xx] == 1:
-                            touch += 1
-                        if yy < Y - 1 and bone[zz, yy + 1, xx] == 1:
-                            touch += 1
-                        if xx > 0 and bone[zz, yy, xx - 1] == 1:
-                            touch += 1
-                        if xx < X - 1 and bone[zz, yy, xx + 1] == 1:
-                            touch += 1
+                        touch = _faces_equal(bone, zz, yy, xx, 1)
                         if touch > best_touch:
                             best_touch = touch
                             best = (zz * Y + yy) * X + xx
+            own = _faces_equal(bone, z[i], y[i], x[i], 1)
+            if own >= embed_faces and own > best_touch:
+                # embedded: the voxel becomes bone, the cell an osteocyte
+                bone[z[i], y[i], x[i]] = 1
+                wall[z[i], y[i], x[i]] = 1
+                out_flat[n_out] = (z[i] * Y + y[i]) * X + x[i]
+                n_out += 1
+                embedded[n_emb] = i
+                n_emb += 1
+                credit[i] = 0.0
+                break
             if best < 0:
                 credit[i] = min(credit[i], voxel_volume)
                 break
@@ -115,4 +151,4 @@ def form(bone, wall, occ, slots, z, y, x, credit, voxel_volume, out_flat):
             out_flat[n_out] = best
             n_out += 1
             credit[i] -= voxel_volume
-    return n_out
+    return n_out, n_emb
