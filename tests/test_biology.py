@@ -500,8 +500,8 @@ def test_il2_interferon_programme_is_a_steep_switch_and_blocks_fusion():
     assert s.size > 1
     p = ctx.P.monocyte
     j = m.field_index("IL2")
-    for level, want in ((p.il2_k_pM, 0.5), (2 * p.il2_k_pM, 2 ** p.il2_hill / (1 + 2 ** p.il2_hill)),
-                        (8.0, None)):
+    at_2k = 2 ** p.il2_hill / (1 + 2 ** p.il2_hill)
+    for level, want in ((p.il2_k_pM, 0.5), (2 * p.il2_k_pM, at_2k), (8.0, None)):
         m.fields.c[j][...] = level
         ctx._conc.clear()
         got = il2_signal(ctx, s)

@@ -75,8 +75,8 @@ def recruit(ctx: Ctx) -> None:
         return m.fields.c[m.field_index(name)][z, y, x].astype(np.float64)
 
     face_mm2 = (lat.voxel_um * 1e-3) ** 2
-    rate = p.recruit_per_mm2_per_day * face_mm2 * mechanostat(ctx) * estrogen_recruit_factor(
-        ctx) * (
+    base = p.recruit_per_mm2_per_day * face_mm2 * mechanostat(ctx) * estrogen_recruit_factor(ctx)
+    rate = base * (
         1.0 + p.tgfb_recruit_gain * occupancy(at("TGFb"), p.tgfb_k_pM)
         + p.wnt10b_recruit_gain * occupancy(at("WNT10B"), p.wnt10b_k_pM))
     hit = ctx.rng.random(cand.size) < hazard(rate, ctx.dt)

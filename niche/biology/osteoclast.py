@@ -2,14 +2,14 @@
 
 - **Fusion**: a committed precursor fuses with a touching osteoclast (nuclei + 1, up to
   ``max_nuclei``) or with a touching precursor (a new 2-nucleus osteoclast), at
-  ``fusion_per_day`` (less ``ifn_fusion_inhibition`` in the IL-2 interferon programme); pairs are made by the :func:`~niche.kernels.fusion.pair_fusions`
-  kernel in a random order.
+  ``fusion_per_day`` (less ``ifn_fusion_inhibition`` in the IL-2 interferon programme);
+  pairs are made by the :func:`~niche.kernels.fusion.pair_fusions` kernel in a random order.
 - **States**: on bone, a moving osteoclast switches to resorbing at a rate set by its RANKL
   signal (Kikuta 2013), and back to moving at ``release_per_day`` or when no bone is left
   beside it; a touching Treg (CTLA-4) makes bouts rarer and shorter by
-  ``1 - treg_contact_block`` (Luo 2011; Zaiss 2007). Resorbing cells do not move; they resorb ``resorption_um3_per_day_per_nucleus``
-  x nuclei (``[cells.osteoclast]``) within a footprint that grows with size, and release
-  matrix TGF-beta in proportion to their nuclei.
+  ``1 - treg_contact_block`` (Luo 2011; Zaiss 2007). Resorbing cells do not move; they
+  resorb ``resorption_um3_per_day_per_nucleus`` x nuclei (``[cells.osteoclast]``) within a
+  footprint that grows with size, and release matrix TGF-beta in proportion to their nuclei.
 - **Apoptosis** at ``apoptosis_per_day * (1 + gain * estrogen) * (1 + TGF-beta term)``:
   estrogen favours osteoclast apoptosis (Nakamura 2007), so it lengthens their life after
   OVX; TGF-beta released by resorption induces it (Hughes 1996; the negative feedback of

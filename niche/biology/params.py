@@ -192,8 +192,9 @@ class MonocyteParams(_Params):
     commitment_per_day: float = param(
         4.0, "1/day", "calibrated: in culture with saturating RANKL + M-CSF most precursors "
         "commit within a day or two (NFATc1 induction); the precursor supply that renews "
-        "osteoclast nuclei (nucleus_loss_per_day) in the sham arm", "commitment rate at full drive "
-        "(precursors must touch bone, where RANKL is presented)", ge=0)
+        "osteoclast nuclei (nucleus_loss_per_day) in the sham arm",
+        "commitment rate at full drive (precursors must touch bone, where RANKL is presented)",
+        ge=0)
     maturation_days: float = param(
         1.5, "day", "calibrated: TRAP+ multinucleated cells appear by day 3-5 of culture "
         "(biology.md); fusion competence (DC-STAMP, OC-STAMP) follows NFATc1 by 1-2 days",
@@ -219,7 +220,8 @@ class MonocyteParams(_Params):
         "IL-4/IL-13 level halving commitment", gt=0)
     il2_k_pM: float = param(
         200.0, "pM", "calibrated: monocytes carry intermediate-affinity IL-2R beta-gamma "
-        "(Kd ~ 1 nM); RANKL-stimulated precursors respond at lower IL-2 (seed 004)", "IL-2 half-saturation of the STAT1-IRF1 programme", gt=0)
+        "(Kd ~ 1 nM); RANKL-stimulated precursors respond at lower IL-2 (seed 004)",
+        "IL-2 half-saturation of the STAT1-IRF1 programme", gt=0)
     il2_hill: float = param(
         3.0, "1", "calibrated: a sigmoidal IL-2 dose response, so that the endogenous marrow "
         "level (~8 pM) barely triggers the programme while the pulses of low-dose therapy "
@@ -229,8 +231,8 @@ class MonocyteParams(_Params):
     ifn_induction_per_day: float = param(
         500.0, "1/day", "calibrated: IL-2 triggers STAT1 phosphorylation within minutes and "
         "IRF1 within about an hour in RANKL-stimulated monocytes (seed 004), so one "
-        "therapeutic pulse (about an hour above K) switches most of them", "rate of entering the interferon programme at full signal",
-        ge=0)
+        "therapeutic pulse (about an hour above K) switches most of them",
+        "rate of entering the interferon programme at full signal", ge=0)
     ifn_loss_per_day: float = param(
         0.25, "1/day", "calibrated: the programme outlasts the IL-2 pulse: IRF1 drives an "
         "autocrine interferon-beta loop (Takayanagi 2002 Nature 416:744), so it persists "
