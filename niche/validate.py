@@ -50,6 +50,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from .config import load_scenario, parse_overrides
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -611,9 +613,12 @@ def parse_shape(shape: str | Sequence[int] | None) -> tuple[int, int, int] | Non
     return (dims[0], dims[1], dims[2])
 
 
-def task_overrides(arm: Arm, shape: Sequence[int] | None) -> dict[str, Any]:
-    """The overrides one task runs with: the arm's, plus the domain shape for in-vivo arms."""
+def task_overrides(arm: Arm, shape: Sequence[int] | None,
+                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The overrides one task runs with: the arm's, then ``extra`` (``--set``, for every
+    arm; it wins over the arm's own), plus the domain shape for in-vivo arms."""
     ov = dict(arm.overrides)
+    ov.update(extra or {})
     if shape is not None and not arm.in_vitro:
         ov["domain.shape_voxels"] = [int(s) for s in shape]
     return ov
@@ -622,14 +627,15 @@ def task_overrides(arm: Arm, shape: Sequence[int] | None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 # running tasks on dask
 # ---------------------------------------------------------------------------------------
-def _run_task(arm: Arm, seed: int, shape: tuple[int, int, int] | None) -> dict:
+def _run_task(arm: Arm, seed: int, shape: tuple[int, int, int] | None,
+              extra: Mapping[str, Any] | None = None) -> dict:
     """Worker side: run one (arm, seed) in memory; return its history (or the error)."""
     t0 = time.perf_counter()
     try:
         from niche.runner import run
 
         res = run(arm.scenario, write=False, seed=seed, days=arm.days,
-                  overrides=task_overrides(arm, shape), progress=False)
+                  overrides=task_overrides(arm, shape, extra), progress=False)
         hist = res.history.reset_index(drop=True)
         meta: dict[str, Any] = {}
         try:
@@ -705,8 +711,10 @@ class TaskOutcome:
 
 def run_tasks(client: Any, tasks: Sequence[tuple[Arm, int]],
               shape: tuple[int, int, int] | None = None,
-              progress: bool = False) -> list[TaskOutcome]:
-    """Run every (arm, seed) on the dask ``client``; outcomes in the order of ``tasks``.
+              progress: bool = False,
+              extra: Mapping[str, Any] | None = None) -> list[TaskOutcome]:
+    """Run every (arm, seed) on the dask ``client`` (with ``extra`` overrides on every arm);
+    outcomes in the order of ``tasks``.
 
     A task that raises (or whose worker dies) gives ``ok=False`` with the error, never an
     exception here."""
@@ -715,7 +723,8 @@ def run_tasks(client: Any, tasks: Sequence[tuple[Arm, int]],
     futs = {}
     for i, (arm, seed) in enumerate(tasks):
         key = f"niche-validate-{arm.name}-seed{seed}-{uuid.uuid4().hex[:8]}"
-        fut = client.submit(_run_task, arm, int(seed), shape, key=key, pure=False)
+        fut = client.submit(_run_task, arm, int(seed), shape, dict(extra or {}), key=key,
+                            pure=False)
         futs[fut] = i
     out: list[TaskOutcome | None] = [None] * len(tasks)
     for done, fut in enumerate(as_completed(list(futs)), start=1):
@@ -773,6 +782,7 @@ class Report:
     quick: bool
     shape: tuple[int, int, int] | None
     workers: int
+    overrides: dict[str, Any] = field(default_factory=dict)
     wall_s: float = NAN
     out_dir: Path | None = None
     plots: list[Path] = field(default_factory=list)
@@ -933,6 +943,9 @@ def write_report(rep: Report, out_dir: str | Path) -> Path:
           f"in-vivo arms: {dom}"),
          (f"- workers: {rep.workers} dask worker processes, 1 thread each; "
           f"NUMBA_NUM_THREADS seen in the runs: {_threads_seen(rep.outcomes)}"),
+         ("- overrides on every arm (--set): "
+          + (_md(", ".join(f"{k}={v}" for k, v in rep.overrides.items()))
+             if rep.overrides else "none (the shipped parameters)")),
          f"- wall time: {rep.wall_s:.1f} s",
          "",
          "## Results",
@@ -952,7 +965,7 @@ def write_report(rep: Report, out_dir: str | Path) -> Path:
         shapes = sorted({"x".join(map(str, o.meta["shape"])) + (
             f" @ {o.meta['voxel_um']:g} um" if "voxel_um" in o.meta else "")
             for o in ok if "shape" in o.meta})
-        ov = task_overrides(arm, rep.shape)
+        ov = task_overrides(arm, rep.shape, rep.overrides)
         wall = np.mean([o.wall_s for o in ok]) if ok else NAN
         L.append(f"| {a} | {arm.scenario} | {arm.days:g} | "
                  f"{_md(', '.join(f'{k}={v}' for k, v in ov.items()) or '-')} | "
@@ -984,7 +997,8 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
                    out_dir: str | Path | None = "validation",
                    shape: str | Sequence[int] | None = None, progress: bool = True, *,
                    table: Sequence[Row] = ROWS, arms: Mapping[str, Arm] | None = None,
-                   client: Any = None) -> Report:
+                   client: Any = None,
+                   overrides: Sequence[str] | Mapping[str, Any] | None = None) -> Report:
     """Run the arms behind ``rows`` (ids; default all, or :data:`QUICK_ROWS` in quick mode)
     with ``replicates`` seeds each (default 5; 2 in quick mode) on a local dask cluster of
     ``workers`` processes (default ``os.cpu_count()``, at most one per task), evaluate the
@@ -992,6 +1006,9 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
 
     ``table``/``arms`` replace :data:`ROWS`/:data:`ARMS` (tests, new experiments);
     ``client`` runs the tasks on an existing dask client instead of a new cluster.
+    ``overrides`` (``["biology.osteoblast.x=1", ...]`` or a mapping) apply to every arm,
+    after the arm's own: a sensitivity check of the rows. Every arm's scenario is loaded
+    with them before any run starts, so a bad key fails at once.
     Bad input raises ValueError with a one-line message.
     """
     t0 = time.perf_counter()
@@ -1020,6 +1037,10 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
                 raise ValueError(f"row {r.id} needs arm {a!r}, which is not defined")
             if a not in needed:
                 needed.append(a)
+    extra = parse_overrides(overrides)
+    if extra:
+        for a in needed:  # a bad key or value: one ConfigError naming it, before any run
+            load_scenario(arms[a].scenario, task_overrides(arms[a], shp, extra))
     seeds = list(range(1, int(replicates) + 1))
     tasks = [(arms[a], s) for a in needed for s in seeds]
     n_workers = max(1, min(int(workers or os.cpu_count() or 1), len(tasks)))
@@ -1029,10 +1050,10 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
               file=sys.stderr, flush=True)
     if client is None:
         with local_client(n_workers) as c:
-            outcomes = run_tasks(c, tasks, shp, progress)
+            outcomes = run_tasks(c, tasks, shp, progress, extra)
     else:
         n_workers = len(client.scheduler_info().get("workers", {})) or n_workers
-        outcomes = run_tasks(client, tasks, shp, progress)
+        outcomes = run_tasks(client, tasks, shp, progress, extra)
 
     failed: dict[str, list[TaskOutcome]] = {}
     histories: dict[str, list] = {a: [] for a in needed}
@@ -1054,7 +1075,7 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
     rep = Report(rows=sel, results=results, arms={a: arms[a] for a in needed},
                  histories={a: h for a, h in histories.items() if a not in failed},
                  outcomes=outcomes, replicates=int(replicates), quick=quick, shape=shp,
-                 workers=n_workers)
+                 workers=n_workers, overrides=extra)
     rep.wall_s = time.perf_counter() - t0
     if out_dir is not None:
         write_report(rep, out_dir)
@@ -1081,6 +1102,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="domain of the in-vivo arms in voxels (default "
                              f"{'x'.join(map(str, FULL_SHAPE))}, or the quick shape; in-vitro "
                              "arms keep theirs)")
+    parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                        help="override a scenario value in every arm (repeatable), e.g. "
+                             "--set biology.osteoblast.recruit_per_mm2_per_day=20: a "
+                             "sensitivity check; the report lists the overrides")
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-run progress lines")
     return parser
 
@@ -1092,7 +1117,7 @@ def main(args: argparse.Namespace, *, table: Sequence[Row] = ROWS,
     rep = run_validation(rows=args.rows, replicates=args.replicates, quick=args.quick,
                          workers=args.workers, out_dir=args.out, shape=args.shape,
                          progress=not getattr(args, "quiet", False), table=table, arms=arms,
-                         client=client)
+                         client=client, overrides=getattr(args, "set", None))
     print(rep.table_text())
     for o in rep.failures:
         print(f"run failed: arm {o.arm} seed {o.seed}: {o.error}")

@@ -168,9 +168,29 @@ def test_bad_input(kw, word, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("sets, word", [
+    (["biology.osteoblast.no_such_param=1"], "no_such_param"),
+    (["biology.osteoblast.recruit_per_mm2_per_day=-1"], "recruit_per_mm2_per_day"),
+    (["novalue"], "KEY=VALUE"),
+])
+def test_bad_overrides_rejected_before_any_run(sets, word, tmp_path):
+    with pytest.raises(ValueError, match=word):
+        V.run_validation(rows="V10", out_dir=tmp_path, progress=False, overrides=sets)
+    assert not any(tmp_path.iterdir())
+
+
+def test_overrides_apply_to_every_arm_after_its_own():
+    arm = V.Arm("x", "sham", 28, {"bone.bv_tv": 0.2, "run.seed": 3})
+    ov = V.task_overrides(arm, (24, 24, 24), {"bone.bv_tv": 0.1, "cells.tcell.speed_um_per_min": 8})
+    assert ov == {"bone.bv_tv": 0.1, "run.seed": 3, "cells.tcell.speed_um_per_min": 8,
+                  "domain.shape_voxels": [24, 24, 24]}
+
+
 def test_cli_arguments():
     p = V.add_arguments(argparse.ArgumentParser())
-    a = p.parse_args(["--rows", "V1,V5", "--quick", "--shape", "32,32,32", "-w", "2"])
+    a = p.parse_args(["--rows", "V1,V5", "--quick", "--shape", "32,32,32", "-w", "2",
+                      "--set", "a.b=1", "--set", "c.d=x"])
+    assert a.set == ["a.b=1", "c.d=x"]
     assert (a.rows, a.quick, a.shape, a.workers, a.replicates, a.out) == \
         ("V1,V5", True, "32,32,32", 2, None, "validation")
     assert [r.id for r in V.parse_rows(a.rows)] == ["V1", "V5"]
@@ -242,10 +262,20 @@ def test_main_pass_and_report(client, tmp_path, capsys):
                   client=client) == 0
     report = (tmp_path / "val" / "report.md").read_text()
     assert "| T1 |" in report and "**PASS**" in report and "2 seeds per arm" in report
+    assert "overrides on every arm (--set): none" in report
     png = tmp_path / "val" / "invivo_bv_tv.png"
     assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![invivo_bv_tv](invivo_bv_tv.png)" in report
     assert "T1" in capsys.readouterr().out
+
+
+def test_overrides_reach_the_runs(client, tmp_path):
+    """``--set`` on every arm: T1 (denser bone in b than in a) fails once both arms are
+    forced to the same initial BV/TV, and the report names the override."""
+    args = _args(tmp_path, "--rows", "T1", "--set", "bone.bv_tv=0.2")
+    assert V.main(args, table=TEST_TABLE, arms=TEST_ARMS, client=client) == 1
+    report = (tmp_path / "val" / "report.md").read_text()
+    assert "overrides on every arm (--set): bone.bv_tv=0.2" in report
 
 
 def test_main_failures(client, tmp_path, capsys):
