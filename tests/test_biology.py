@@ -141,15 +141,53 @@ def test_wnt10b_is_made_by_cd8_cells_at_a_rate_per_touching_treg():
     idle = cd8[~ctx.has(cd8, State.WNT10B_PRODUCER)]
     n_touch = ctx.treg_contacts(idle).copy()
     assert (n_touch > 1).any() and (n_touch == 0).any()
+    eff = tc[~ctx.has(tc, State.REGULATORY)]  # before decide: it converts some to Tregs
+    cd4 = eff[~ctx.has(eff, State.CD8)]
+    assert cd4.size > 20
     tcell.decide(ctx)
     start = [r for sl, r in calls if sl.size == idle.size and np.array_equal(sl, idle)]
     assert len(start) == 1
     np.testing.assert_array_equal(start[0], ctx.P.tcell.wnt10b_contact_per_day * n_touch)
-    eff = tc[~ctx.has(tc, State.REGULATORY)]
-    cd4 = eff[~ctx.has(eff, State.CD8)]
     conv = [r for sl, r in calls if sl.size == cd4.size and np.array_equal(sl, cd4)]
     assert len(conv) == 1 and conv[0].max() > 0   # butyrate converts CD4 effectors ...
     assert not [sl for sl, r in calls if np.array_equal(sl, eff)]  # ... not all effectors
+
+
+def test_osteoblast_recruitment_signal_is_exact():
+    """Recruitment signal 1 + sum of g_i * c_i / (c_i + K_i) over TGF-beta (coupling),
+    Wnt10b and CGRP: 1 without any, exact at each half-saturation, and it scales the
+    per-voxel recruitment probability of a real model (CGRP from ILC2s is anabolic)."""
+    from niche.biology.osteoblast import recruit_signal
+
+    _, ctx = _ctx("sham")
+    p = ctx.P.osteoblast
+    z = np.zeros(3)
+    np.testing.assert_array_equal(recruit_signal(p, z, z, z), 1.0)
+    k = np.ones(3)
+    got = recruit_signal(p, p.tgfb_k_pM * k, p.wnt10b_k_pM * k, p.cgrp_k_pM * k)
+    np.testing.assert_allclose(
+        got, 1 + 0.5 * (p.tgfb_recruit_gain + p.wnt10b_recruit_gain + p.cgrp_recruit_gain),
+        rtol=1e-12)
+    only_cgrp = recruit_signal(p, z, z, 3 * p.cgrp_k_pM * k)
+    np.testing.assert_allclose(only_cgrp, 1 + p.cgrp_recruit_gain * 0.75, rtol=1e-12)
+    assert p.cgrp_recruit_gain > 0
+
+
+def test_butyrate_signal_on_tregs_is_a_hill_function():
+    """Butyrate's Treg signal b^h / (b^h + K^h): 0 without butyrate, 1/2 at K, exact at 3K;
+    it sets the Treg share of entry, 1 + gain * signal times the butyrate-free share."""
+    from niche.biology import tcell
+
+    _, ctx = _ctx("sham")
+    p = ctx.P.tcell
+    h = p.butyrate_treg_hill
+    assert tcell.butyrate_signal(p, 0.0) == 0.0
+    assert tcell.butyrate_signal(p, p.butyrate_k_pM) == pytest.approx(0.5, rel=1e-12)
+    assert tcell.butyrate_signal(p, 3 * p.butyrate_k_pM) == pytest.approx(
+        3 ** h / (1 + 3 ** h), rel=1e-12)
+    f0 = tcell.treg_fraction(ctx, 0.0)
+    assert tcell.treg_fraction(ctx, p.butyrate_k_pM) == pytest.approx(
+        f0 * (1 + 0.5 * p.treg_butyrate_gain), rel=1e-12)
 
 
 def test_wnt10b_keeps_osteoblasts_alive():

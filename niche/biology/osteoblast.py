@@ -2,8 +2,8 @@
 
 - **Recruitment** (births) onto free marrow voxels touching bone at
   ``recruit_per_mm2_per_day`` per mm^2 of bone face, raised by TGF-beta released by
-  resorption (coupling; Tang 2009), by Wnt10b from Treg-driven T cells (Tyagi 2018) and
-  by estrogen loss itself (``estrogen_loss_recruit_gain``; Jilka 1998),
+  resorption (coupling; Tang 2009), by Wnt10b from Treg-driven T cells (Tyagi 2018), by
+  CGRP from ILC2s (anabolic: Ballica 1999, Schinke 2004) and by estrogen loss itself (``estrogen_loss_recruit_gain``; Jilka 1998),
   and scaled by the **mechanostat**: the habitual load is carried by less bone when
   BV/TV falls, so the apparent strain rises as (BV/TV_0 / BV/TV)^2 (trabecular modulus
   ~ density^2, Gibson 1985), osteocytes release less sclerostin and recruit more
@@ -30,7 +30,7 @@ from ..cells import TYPE_CODES
 from ..lattice import face_neighbour_any
 from .context import Ctx, add_rate, hazard, occupancy
 
-__all__ = ["recruit", "rates", "mechanostat", "apparent_strain", "surface_rankl_pM",
+__all__ = ["recruit", "recruit_signal", "rates", "mechanostat", "apparent_strain", "surface_rankl_pM",
            "death_rate", "estrogen_recruit_factor"]
 
 _OB = TYPE_CODES["osteoblast"]
@@ -59,6 +59,15 @@ def estrogen_recruit_factor(ctx: Ctx) -> float:
     return 1.0 + ctx.P.osteoblast.estrogen_loss_recruit_gain * (1.0 - ctx.host.estrogen)
 
 
+def recruit_signal(p, tgfb_pM, wnt10b_pM, cgrp_pM) -> np.ndarray:
+    """Relative recruitment at local TGF-beta, Wnt10b and CGRP levels: 1 plus a saturating
+    term for each (coupling, Tang 2009; Treg-driven Wnt10b, Tyagi 2018; CGRP from ILC2s,
+    Ballica 1999, Schinke 2004). ``p``: :class:`~niche.biology.params.OsteoblastParams`."""
+    return (1.0 + p.tgfb_recruit_gain * occupancy(tgfb_pM, p.tgfb_k_pM)
+            + p.wnt10b_recruit_gain * occupancy(wnt10b_pM, p.wnt10b_k_pM)
+            + p.cgrp_recruit_gain * occupancy(cgrp_pM, p.cgrp_k_pM))
+
+
 def recruit(ctx: Ctx) -> None:
     p, m = ctx.P.osteoblast, ctx.model
     lat = m.lattice
@@ -76,9 +85,7 @@ def recruit(ctx: Ctx) -> None:
 
     face_mm2 = (lat.voxel_um * 1e-3) ** 2
     base = p.recruit_per_mm2_per_day * face_mm2 * mechanostat(ctx) * estrogen_recruit_factor(ctx)
-    rate = base * (
-        1.0 + p.tgfb_recruit_gain * occupancy(at("TGFb"), p.tgfb_k_pM)
-        + p.wnt10b_recruit_gain * occupancy(at("WNT10B"), p.wnt10b_k_pM))
+    rate = base * recruit_signal(p, at("TGFb"), at("WNT10B"), at("CGRP"))
     hit = ctx.rng.random(cand.size) < hazard(rate, ctx.dt)
     if hit.any():
         m.changes.birth_at(_OB, z[hit], y[hit], x[hit])

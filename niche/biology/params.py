@@ -36,7 +36,10 @@ class TCellParams(_Params):
     """Effector CD4 T cells (TNF / IL-17 producers) and regulatory T cells."""
 
     treg_fraction: float = param(
-        0.12, "1", "Tregs 10-30 % of marrow CD4 (biology.md section 2)",
+        0.15, "1", "calibrated: with the basal blood-butyrate signal (~0.17) the entering "
+        "share is 0.15 x 1.67 = 0.25 of T cells (~40 % of CD4); Tregs are 10-30 % of marrow "
+        "CD4 by biology.md section 2 (unverified), and the model's marrow share comes out "
+        "higher (~55 % of CD4 in sham, ~25 % after OVX), see docs/validation",
         "fraction of entering T cells that are Foxp3+ Tregs in an intact eubiotic mouse",
         ge=0, le=1)
     treg_estrogen_dependence: float = param(
@@ -56,6 +59,16 @@ class TCellParams(_Params):
     butyrate_k_pM: float = param(
         2.0e6, "pM", "calibrated: half-effect near physiological blood butyrate+propionate "
         "(1-5 uM, Cummings 1987 Gut)", "butyrate level of half-maximal Treg induction", gt=0)
+    butyrate_treg_hill: float = param(
+        2.0, "1", "calibrated: supplemented, not basal, SCFA levels expand Tregs (Smith 2013 "
+        "Science 10.1126/science.1241165: SCFAs in drinking water expand colonic Tregs; "
+        "Furusawa 2013 Nature 10.1038/nature12721, Arpaia 2013 Nature 10.1038/nature12726: "
+        "butyrate's HDAC inhibition induces Foxp3). With 2 the basal blood level (~0.9 uM) "
+        "gives a signal of 0.17 and butyrate in the water (~2.7 uM) 0.65, so supplementation "
+        "raises the Treg share of entry ~2x, as Tyagi 2018 report for marrow Tregs; with 1 "
+        "(0.31 vs 0.57) marrow Tregs rose only ~25 % and basal butyrate converted most CD4 "
+        "effectors", "Hill coefficient of butyrate's action on Tregs (entry share and "
+        "induction): signal b^h / (b^h + K^h)", gt=0)
     treg_induction_per_day: float = param(
         0.15, "1/day", "calibrated: peripheral Treg induction is slow (days)",
         "maximal rate at which effector T cells convert to Tregs under butyrate", ge=0)
@@ -317,7 +330,7 @@ class OsteoblastParams(_Params):
     """Osteoblasts on the bone surface."""
 
     recruit_per_mm2_per_day: float = param(
-        22.0, "1/(mm^2 day)", "calibrated: Ob.S/BS ~10-20 % in intact mouse trabecular bone "
+        16.0, "1/(mm^2 day)", "calibrated: Ob.S/BS ~10-20 % in intact mouse trabecular bone "
         "and formation balancing resorption in the sham arm (BV/TV steady over 12 weeks)",
         "baseline recruitment onto free bone surface", ge=0)
     tgfb_recruit_gain: float = param(
@@ -327,22 +340,39 @@ class OsteoblastParams(_Params):
     tgfb_k_pM: float = param(300.0, "pM", "calibrated: near the marrow mean, so recruitment "
                              "follows local resorption", "TGF-beta half-saturation", gt=0)
     estrogen_loss_recruit_gain: float = param(
-        0.5, "1", "calibrated: loss of estrogen raises osteoblastogenesis in mouse marrow "
-        "independently of factors released by resorption (Jilka 1998 JCI 101:1942: "
-        "about 2-fold more osteoblast progenitors after OVX); half of that reaches the "
-        "surface here, keeping formation below resorption (net OVX loss)",
+        1.0, "1", "loss of estrogen raises osteoblastogenesis in mouse marrow independently "
+        "of factors released by resorption (Jilka 1998 JCI 101:1942: about 2-fold more "
+        "osteoblast progenitors after OVX)",
         "relative rise of recruitment without estrogen", ge=0)
     wnt10b_recruit_gain: float = param(
-        8.0, "1", "calibrated: Wnt10b from CD8 T cells drives formation (Tyagi 2018)",
-        "maximal relative rise of recruitment by Wnt10b", ge=0)
+        30.0, "1", "calibrated: Wnt10b from CD8 T cells drives formation (Tyagi 2018); with "
+        "K = 1000 pM the marrow level (~130 pM in sham) adds ~3.4 to the recruitment signal, "
+        "about as much as resorption-released TGF-beta, so butyrate's Treg-driven Wnt10b "
+        "raises formation although resorption falls", "maximal relative rise of "
+        "recruitment by Wnt10b", ge=0)
     wnt10b_k_pM: float = param(
-        300.0, "pM", "calibrated: above the intact marrow level, so more Treg-driven Wnt10b "
-        "raises recruitment (Tyagi 2018)", "Wnt10b half-saturation", gt=0)
+        1000.0, "pM", "calibrated: far above the marrow levels (~80-200 pM), so osteoblasts "
+        "respond about linearly to Treg-driven Wnt10b (Tyagi 2018). The Wnt10b field is "
+        "patchy (it follows Treg-CD8 contacts); with K = 300 pM the saturating response "
+        "averaged the butyrate arm's +50 % Wnt10b down to ~+3 % at the bone surface",
+        "Wnt10b half-saturation", gt=0)
     wnt10b_survival_gain: float = param(
-        5.0, "1", "calibrated: Wnt signalling prevents osteoblast apoptosis (Almeida 2005 "
+        20.0, "1", "calibrated: Wnt signalling prevents osteoblast apoptosis (Almeida 2005 "
         "J Biol Chem 280:41342; Bennett 2005 PNAS 10.1073/pnas.0408575102: Wnt10b raises "
-        "osteoblast number and bone formation)", "osteoblast death rate is "
+        "osteoblast number and bone formation); at the sham level (~130 pM, occupancy "
+        "~0.12) lifespan is ~3.3x the 7-day Wnt-free one, ~23 days", "osteoblast death rate is "
         "1/lifespan / (1 + this * Wnt10b occupancy)", ge=0)
+    cgrp_recruit_gain: float = param(
+        4.0, "1", "calibrated: CGRP is anabolic on the osteoblast lineage: osteoblast-targeted "
+        "CGRP raises trabecular bone formation and volume (Ballica 1999 J Bone Miner Res "
+        "10.1359/jbmr.1999.14.7.1067) and alpha-CGRP-deficient mice are osteopenic from low "
+        "formation (Schinke 2004 J Bone Miner Res 10.1359/JBMR.040910); CGRP+ ILC2s are "
+        "required for the IL-2 reversal of OVX loss (seed 004). With 4, the IL-2 arm's CGRP "
+        "(~3 pM marrow mean) raises recruitment by ~25 %, endogenous CGRP (~0.5-1 pM) by "
+        "~5-10 %", "maximal relative rise of recruitment by CGRP", ge=0)
+    cgrp_k_pM: float = param(
+        5.0, "pM", "calibrated: as the monocyte CGRP half-saturation", "CGRP half-saturation "
+        "of osteoblast recruitment", gt=0)
     mechanostat_exponent: float = param(
         0.25, "1", "calibrated: OVX mice approach a new trabecular steady state within 8-12 "
         "weeks (Bouxsein 2005; mechanostat: Frost 1987 Anat Rec 10.1002/ar.1092190104, "

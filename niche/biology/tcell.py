@@ -26,7 +26,7 @@ import numpy as np
 from ..cells import TYPE_CODES, State
 from .context import Ctx, add_rate, occupancy
 
-__all__ = ["influx", "decide", "rates", "treg_division_rate"]
+__all__ = ["influx", "decide", "rates", "treg_division_rate", "butyrate_signal"]
 
 _TC = TYPE_CODES["tcell"]
 
@@ -35,8 +35,17 @@ def treg_fraction(ctx: Ctx, butyrate_pM: float) -> float:
     p = ctx.P.tcell
     d = p.treg_estrogen_dependence
     f = p.treg_fraction * ((1.0 - d) + d * ctx.host.estrogen)
-    f *= 1.0 + p.treg_butyrate_gain * butyrate_pM / (butyrate_pM + p.butyrate_k_pM)
+    f *= 1.0 + p.treg_butyrate_gain * butyrate_signal(p, butyrate_pM)
     return float(min(f, 0.95))
+
+
+def butyrate_signal(p, butyrate_pM):
+    """Butyrate's signal on Tregs, ``b^h / (b^h + K^h)`` (``butyrate_k_pM``,
+    ``butyrate_treg_hill``): the HDAC-inhibition that stabilises Foxp3 and induces Tregs
+    (Furusawa 2013, Arpaia 2013). ``p``: :class:`~niche.biology.params.TCellParams`."""
+    b = np.maximum(butyrate_pM, 0.0) / p.butyrate_k_pM
+    bh = b ** p.butyrate_treg_hill
+    return bh / (1.0 + bh)
 
 
 def cd8_share(cd8_fraction: float, f_reg: float) -> float:
@@ -102,7 +111,7 @@ def decide(ctx: Ctx) -> None:
     cd8 = ctx.has(effs, State.CD8)
     cd4 = effs[~cd8]
     but = ctx.conc("SCFA", cd4) * ctx.host.butyrate_fraction
-    conv = ctx.events(cd4, p.treg_induction_per_day * occupancy(but, p.butyrate_k_pM))
+    conv = ctx.events(cd4, p.treg_induction_per_day * butyrate_signal(p, but))
     ctx.set_flag(conv, State.TNF_PRODUCER | State.IL17_PRODUCER, on=False)
     ctx.set_flag(conv, State.REGULATORY)
     # CD8 T cells: Wnt10b started at a rate per touching Treg, so producers follow Treg
