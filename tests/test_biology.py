@@ -190,6 +190,51 @@ def test_butyrate_signal_on_tregs_is_a_hill_function():
         f0 * (1 + 0.5 * p.treg_butyrate_gain), rel=1e-12)
 
 
+def test_interferon_monocytes_secrete_cxcl10():
+    """Monocytes in the IL-2 interferon programme secrete CXCL10 at exactly
+    ``cxcl10_molecules_per_s``; other monocytes none."""
+    from niche.biology import monocyte
+
+    m, ctx = _ctx("ovx_il2")
+    s = ctx.slots("monocyte")
+    assert s.size > 10
+    ctx.cells.state[s[::2]] |= np.uint32(State.IFN_PROGRAM)
+    ctx.cells.state[s[1::2]] &= ~np.uint32(State.IFN_PROGRAM)
+    idx = {n: i for i, n in enumerate(m.field_names)}
+    sec = np.zeros((ctx.cells.capacity, len(idx)), np.float32)
+    monocyte.rates(ctx, sec, sec.copy(), idx)
+    j = idx["CXCL10"]
+    np.testing.assert_array_equal(sec[s[::2], j],
+                                  np.float32(ctx.P.monocyte.cxcl10_molecules_per_s))
+    np.testing.assert_array_equal(sec[s[1::2], j], 0.0)
+    assert np.count_nonzero(np.delete(sec, j, axis=1)) == 0
+
+
+@pytest.mark.parametrize("strength", [0.5, 0.0])
+def test_cxcr3_tregs_follow_cxcl10(strength):
+    """CXCR3+ Tregs (and only they) climb the CXCL10 gradient with
+    ``cxcr3_chemotaxis_strength``; monocytes keep their RANKL chemotaxis."""
+    m, ctx = _ctx("ovx_il2", **{"cells.tcell.initial_per_mm3": 300000.0,
+                                "biology.tcell.cxcr3_chemotaxis_strength": strength})
+    c = m.cells
+    t = c.slots_of_type(TYPE_CODES["tcell"])
+    reg = t[(c.state[t] & np.uint32(State.REGULATORY)) != 0]
+    assert reg.size > 10
+    c.state[reg[::2]] |= np.uint32(State.CXCR3)
+    c.state[reg[1::2]] &= ~np.uint32(State.CXCR3)
+    m._update_motility()
+    groups = {m.field_names[fi]: sel for fi, sel in m._chemo_groups}
+    mono = c.slots_of_type(TYPE_CODES["monocyte"])
+    assert set(groups["RANKL"]) >= set(mono)
+    if strength == 0.0:
+        assert "CXCL10" not in groups and not m._chemo[t].any()
+        return
+    np.testing.assert_array_equal(np.sort(groups["CXCL10"]), np.sort(reg[::2]))
+    np.testing.assert_array_equal(m._chemo[reg[::2]], np.float32(strength))
+    assert not m._chemo[reg[1::2]].any()
+    assert not set(groups["RANKL"]) & set(reg[::2])
+
+
 def test_wnt10b_keeps_osteoblasts_alive():
     """Osteoblast death rate 1/lifespan / (1 + g * occupancy(Wnt10b)): exact at 0 and K."""
     from niche.biology.osteoblast import death_rate

@@ -19,7 +19,8 @@ is a steep Hill function (``il2_hill``), so endogenous marrow IL-2 barely trigge
 therapeutic pulses do; the programme blocks commitment (``ifn_inhibition``) and the fusion
 of committed precursors (``ifn_fusion_inhibition``). Committed precursors fuse with
 touching precursors or osteoclasts (see :mod:`.osteoclast`), die if they stay unfused,
-and are killed by Treg contact (CTLA-4, Zaiss 2007).
+and are killed by Treg contact (CTLA-4, Zaiss 2007). Monocytes in the interferon programme
+secrete CXCL10 (a STAT1/IRF1 target), which CXCR3+ Tregs follow (see :mod:`.rules`).
 Parameters: :class:`~niche.biology.params.MonocyteParams`.
 """
 from __future__ import annotations
@@ -29,9 +30,9 @@ import numpy as np
 from ..cells import State
 from ..kernels.fusion import touches_bone
 from . import osteoblast
-from .context import Ctx, occupancy
+from .context import Ctx, add_rate, occupancy
 
-__all__ = ["decide", "commitment_drive", "il2_signal", "rankl_signal"]
+__all__ = ["decide", "commitment_drive", "il2_signal", "rankl_signal", "rates"]
 
 
 def rankl_signal(ctx: Ctx, s: np.ndarray, on_bone: np.ndarray) -> np.ndarray:
@@ -104,3 +105,12 @@ def decide(ctx: Ctx, mcsf: float) -> None:
     done = ctx.events(mono[mono_on_bone], p.commitment_per_day * drive[mono_on_bone])
     c.credit[done] = 0.0
     ctx.set_flag(done, State.PRE_OSTEOCLAST)
+
+
+def rates(ctx: Ctx, sec, vmax, idx) -> None:
+    """CXCL10 from monocytes in the IL-2 interferon programme (molecules/s)."""
+    s = ctx.slots("monocyte")
+    if s.size == 0:
+        return
+    ifn = ctx.has(s, State.IFN_PROGRAM)
+    add_rate(sec, idx, "CXCL10", s[ifn], ctx.P.monocyte.cxcl10_molecules_per_s)

@@ -89,6 +89,11 @@ class TCellParams(_Params):
         50.0, "pM", "calibrated: CXCR3 (T-bet) induction on Tregs needs sustained strong "
         "IL-2/STAT5 signals, as under low-dose IL-2 (seed 004)",
         "IL-2 half-saturation of CXCR3 induction (rate x occupancy^2)", gt=0)
+    cxcr3_chemotaxis_strength: float = param(
+        0.5, "1", "calibrated: CXCR3 is the receptor for CXCL9/10 and directs Tregs to "
+        "interferon-driven sites (Koch 2009 Nat Immunol 10.1038/ni.1731); low-dose IL-2 "
+        "expands CXCR3+ marrow Tregs (seed 004); as strong as osteoclasts' RANKL bias",
+        "chemotactic bias of CXCR3+ Tregs up the CXCL10 gradient (0 = none)", ge=0, le=1)
     cxcr3_loss_per_day: float = param(
         0.1, "1/day", "calibrated: CXCR3 expression persists days after stimulation",
         "rate at which CXCR3+ Tregs return to CXCR3-", ge=0)
@@ -260,6 +265,12 @@ class MonocyteParams(_Params):
         "differentiation through c-Fos (Takayanagi 2002 Nature 416:744)",
         "fractional block of fusion of committed precursors in the interferon programme",
         ge=0, le=1)
+    cxcl10_molecules_per_s: float = param(
+        2.0, "molecules/s", "calibrated: CXCL10 (IP-10) and CXCL9 are STAT1/IRF1 target genes "
+        "of the interferon response (Ohmori 1997 J Biol Chem 10.1074/jbc.272.23.14899), so "
+        "the monocytes that IL-2 switches into the STAT1-IRF1 programme (seed 004) make the "
+        "CXCR3 ligands that call CXCR3+ Tregs", "CXCL10 secretion per monocyte in the "
+        "interferon programme", ge=0)
     treg_contact_inhibition: float = param(
         0.85, "1", "calibrated: CTLA-4 contact lowers resorption pits up to 80 % (Zaiss 2007 "
         "Arthritis Rheum 10.1002/art.23138)", "fractional block of commitment per hour in "

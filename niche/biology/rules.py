@@ -190,7 +190,7 @@ class OsteoimmuneRules(GenericRules):
         S = len(idx)
         sec = np.zeros((cells.capacity, S), np.float32)
         vmax = np.zeros((cells.capacity, S), np.float32)
-        for mod in (tcell, ilc2, osteoclast, osteoblast):
+        for mod in (tcell, ilc2, monocyte, osteoclast, osteoblast):
             mod.rates(ctx, sec, vmax, idx)
         conv = np.float32(model.molecules_to_pM)
         s = cells.alive_slots()
@@ -199,12 +199,24 @@ class OsteoimmuneRules(GenericRules):
 
     def adjust_motility(self, model) -> None:
         """Osteoclasts on bone stay attached (they resorb or wait there; Kikuta 2013);
-        only those off bone migrate (up the RANKL gradient) to find a surface."""
+        only those off bone migrate (up the RANKL gradient) to find a surface. CXCR3+
+        Tregs climb the CXCL10 gradient (``cxcr3_chemotaxis_strength``) instead of their
+        type's chemotaxis."""
         c = model.cells
         s = c.slots_of_type(TYPE_CODES["osteoclast"])
         if s.size:
             on = touches_bone(s, c.z, c.y, c.x, model.lattice.bone, np.zeros(s.size, np.uint8))
             model._hop_prob[s[on.astype(bool)]] = 0.0
+        k = model.scenario.biology.tcell.cxcr3_chemotaxis_strength
+        if k > 0 and "CXCL10" in model.field_names:
+            t = c.slots_of_type(TYPE_CODES["tcell"])
+            want = np.uint32(State.REGULATORY | State.CXCR3)
+            sel = t[(c.state[t] & want) == want]
+            if sel.size:
+                groups = [(fi, g[~np.isin(g, sel)]) for fi, g in model._chemo_groups]
+                model._chemo_groups = [gr for gr in groups if gr[1].size] + [
+                    (model.field_index("CXCL10"), sel)]
+                model._chemo[sel] = np.float32(k)
 
     def remodel(self, model, dt_days: float) -> None:
         cfg = model.scenario.cells
