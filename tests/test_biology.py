@@ -212,8 +212,9 @@ def test_interferon_monocytes_secrete_cxcl10():
 
 @pytest.mark.parametrize("strength", [0.5, 0.0])
 def test_cxcr3_tregs_follow_cxcl10(strength):
-    """CXCR3+ Tregs (and only they) climb the CXCL10 gradient with
-    ``cxcr3_chemotaxis_strength``; monocytes keep their RANKL chemotaxis."""
+    """CXCR3+ Tregs (and only they) climb the CXCL10 gradient with a bias
+    ``strength x c^2 / (c^2 + K^2)``: none without CXCL10, exact at K and 3K; monocytes
+    keep their RANKL chemotaxis."""
     m, ctx = _ctx("ovx_il2", **{"cells.tcell.initial_per_mm3": 300000.0,
                                 "biology.tcell.cxcr3_chemotaxis_strength": strength})
     c = m.cells
@@ -230,7 +231,14 @@ def test_cxcr3_tregs_follow_cxcl10(strength):
         assert "CXCL10" not in groups and not m._chemo[t].any()
         return
     np.testing.assert_array_equal(np.sort(groups["CXCL10"]), np.sort(reg[::2]))
-    np.testing.assert_array_equal(m._chemo[reg[::2]], np.float32(strength))
+    assert not m._chemo[reg[::2]].any()  # no CXCL10 yet: receptors idle, no bias
+    K = m.scenario.biology.tcell.cxcr3_k_pM
+    m.fields.c[m.field_index("CXCL10")][...] = K  # at K: half the maximal bias
+    m._update_motility()
+    np.testing.assert_allclose(m._chemo[reg[::2]], 0.5 * strength, rtol=1e-6)
+    m.fields.c[m.field_index("CXCL10")][...] = 3 * K  # Hill 2: 9/10 of it
+    m._update_motility()
+    np.testing.assert_allclose(m._chemo[reg[::2]], 0.9 * strength, rtol=1e-6)
     assert not m._chemo[reg[1::2]].any()
     assert not set(groups["RANKL"]) & set(reg[::2])
 
@@ -332,6 +340,8 @@ def test_knockouts_remove_their_pathway(pathway, check):
     else:
         base = "ovx_il2"
         ov = tiny_overrides(2.0) | {"il2.start_day": 0.0, "il2.duration_days": 5.0}
+        if check == "tnf":  # ten-fold T-cell entry: the tiny domain surely holds TNF+ cells
+            ov["cells.tcell.influx_per_mm3_per_day"] = 30000.0
     results = []
     extra = ([{"kind": "transfer", "target": "ilc2", "count": 60, "day": 0.0}]
              if check in ("il10", "cgrp") else [])  # a 16^3 domain holds only ~2 ILC2s

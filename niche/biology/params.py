@@ -90,10 +90,18 @@ class TCellParams(_Params):
         "IL-2/STAT5 signals, as under low-dose IL-2 (seed 004)",
         "IL-2 half-saturation of CXCR3 induction (rate x occupancy^2)", gt=0)
     cxcr3_chemotaxis_strength: float = param(
-        0.5, "1", "calibrated: CXCR3 is the receptor for CXCL9/10 and directs Tregs to "
+        1.0, "1", "calibrated: CXCR3 is the receptor for CXCL9/10 and directs Tregs to "
         "interferon-driven sites (Koch 2009 Nat Immunol 10.1038/ni.1731); low-dose IL-2 "
-        "expands CXCR3+ marrow Tregs (seed 004); as strong as osteoclasts' RANKL bias",
-        "chemotactic bias of CXCR3+ Tregs up the CXCL10 gradient (0 = none)", ge=0, le=1)
+        "expands CXCR3+ marrow Tregs (seed 004)", "maximal chemotactic bias of CXCR3+ "
+        "Tregs up the CXCL10 gradient (0 = none); the bias is this x c^2 / (c^2 + K^2) at "
+        "the cell's CXCL10 level c", ge=0, le=1)
+    cxcr3_k_pM: float = param(
+        200.0, "pM", "calibrated: a cell senses a chemokine gradient only while its receptors "
+        "are engaged; K above the endogenous marrow CXCL10 (~20 pM intact, ~50 pM after OVX) "
+        "and near the level around therapy-switched monocytes (~200 pM), so homing is a "
+        "response to IL-2 therapy. With a constant bias of 0.5 the endogenous programme of "
+        "OVX marrow drew Tregs to bone too and halved the OVX loss in one seed's domain",
+        "CXCL10 level of half-maximal chemotactic bias (Hill 2)", gt=0)
     cxcr3_loss_per_day: float = param(
         0.1, "1/day", "calibrated: CXCR3 expression persists days after stimulation",
         "rate at which CXCR3+ Tregs return to CXCR3-", ge=0)

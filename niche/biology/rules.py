@@ -200,14 +200,16 @@ class OsteoimmuneRules(GenericRules):
     def adjust_motility(self, model) -> None:
         """Osteoclasts on bone stay attached (they resorb or wait there; Kikuta 2013);
         only those off bone migrate (up the RANKL gradient) to find a surface. CXCR3+
-        Tregs climb the CXCL10 gradient (``cxcr3_chemotaxis_strength``) instead of their
-        type's chemotaxis."""
+        Tregs climb the CXCL10 gradient instead of their type's chemotaxis, with a bias
+        ``cxcr3_chemotaxis_strength x c^2 / (c^2 + K^2)`` at their CXCL10 level ``c``
+        (receptors must be engaged to read a gradient)."""
         c = model.cells
         s = c.slots_of_type(TYPE_CODES["osteoclast"])
         if s.size:
             on = touches_bone(s, c.z, c.y, c.x, model.lattice.bone, np.zeros(s.size, np.uint8))
             model._hop_prob[s[on.astype(bool)]] = 0.0
-        k = model.scenario.biology.tcell.cxcr3_chemotaxis_strength
+        p = model.scenario.biology.tcell
+        k = p.cxcr3_chemotaxis_strength
         if k > 0 and "CXCL10" in model.field_names:
             t = c.slots_of_type(TYPE_CODES["tcell"])
             want = np.uint32(State.REGULATORY | State.CXCR3)
@@ -216,7 +218,10 @@ class OsteoimmuneRules(GenericRules):
                 groups = [(fi, g[~np.isin(g, sel)]) for fi, g in model._chemo_groups]
                 model._chemo_groups = [gr for gr in groups if gr[1].size] + [
                     (model.field_index("CXCL10"), sel)]
-                model._chemo[sel] = np.float32(k)
+                fi = model.field_index("CXCL10")
+                cc = model.fields.c[fi][c.z[sel], c.y[sel], c.x[sel]].astype(np.float64)
+                r = (np.maximum(cc, 0.0) / p.cxcr3_k_pM) ** 2
+                model._chemo[sel] = (k * r / (1.0 + r)).astype(np.float32)
 
     def remodel(self, model, dt_days: float) -> None:
         cfg = model.scenario.cells
