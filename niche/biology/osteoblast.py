@@ -3,7 +3,8 @@
 - **Recruitment** (births) onto free marrow voxels touching bone at
   ``recruit_per_mm2_per_day`` per mm^2 of bone face, raised by TGF-beta released by
   resorption (coupling; Tang 2009), by Wnt10b from Treg-driven T cells (Tyagi 2018), by
-  CGRP from ILC2s (anabolic: Ballica 1999, Schinke 2004) and by estrogen loss itself (``estrogen_loss_recruit_gain``; Jilka 1998),
+  CGRP from ILC2s (anabolic: Ballica 1999, Schinke 2004) and by estrogen loss itself
+  (``estrogen_loss_recruit_gain``; Jilka 1998),
   and scaled by the **mechanostat**: the habitual load is carried by less bone when
   BV/TV falls, so the apparent strain rises as (BV/TV_0 / BV/TV)^2 (trabecular modulus
   ~ density^2, Gibson 1985), osteocytes release less sclerostin and recruit more
@@ -30,8 +31,8 @@ from ..cells import TYPE_CODES
 from ..lattice import face_neighbour_any
 from .context import Ctx, add_rate, hazard, occupancy
 
-__all__ = ["recruit", "recruit_signal", "rates", "mechanostat", "apparent_strain", "surface_rankl_pM",
-           "death_rate", "estrogen_recruit_factor"]
+__all__ = ["recruit", "recruit_signal", "rates", "mechanostat", "apparent_strain",
+           "surface_rankl_pM", "death_rate", "estrogen_recruit_factor"]
 
 _OB = TYPE_CODES["osteoblast"]
 

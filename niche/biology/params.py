@@ -39,7 +39,7 @@ class TCellParams(_Params):
         0.15, "1", "calibrated: with the basal blood-butyrate signal (~0.17) the entering "
         "share is 0.15 x 1.67 = 0.25 of T cells (~40 % of CD4); Tregs are 10-30 % of marrow "
         "CD4 by biology.md section 2 (unverified), and the model's marrow share comes out "
-        "higher (~55 % of CD4 in sham, ~25 % after OVX), see docs/validation",
+        "higher (~55 % of CD4 in sham, ~25 % after OVX): a known gap",
         "fraction of entering T cells that are Foxp3+ Tregs in an intact eubiotic mouse",
         ge=0, le=1)
     treg_estrogen_dependence: float = param(

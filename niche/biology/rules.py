@@ -215,10 +215,9 @@ class OsteoimmuneRules(GenericRules):
             want = np.uint32(State.REGULATORY | State.CXCR3)
             sel = t[(c.state[t] & want) == want]
             if sel.size:
-                groups = [(fi, g[~np.isin(g, sel)]) for fi, g in model._chemo_groups]
-                model._chemo_groups = [gr for gr in groups if gr[1].size] + [
-                    (model.field_index("CXCL10"), sel)]
                 fi = model.field_index("CXCL10")
+                groups = [(f, g[~np.isin(g, sel)]) for f, g in model._chemo_groups]
+                model._chemo_groups = [gr for gr in groups if gr[1].size] + [(fi, sel)]
                 cc = model.fields.c[fi][c.z[sel], c.y[sel], c.x[sel]].astype(np.float64)
                 r = (np.maximum(cc, 0.0) / p.cxcr3_k_pM) ** 2
                 model._chemo[sel] = (k * r / (1.0 + r)).astype(np.float32)
