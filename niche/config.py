@@ -33,6 +33,7 @@ __all__ = [
     "ConfigError",
     "Scenario",
     "CELL_TYPES",
+    "MAX_SEED",
     "load_scenario",
     "parse_overrides",
     "scenario_to_toml",
@@ -47,6 +48,9 @@ Pos = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
+#: largest run seed (seeds are non-negative int64)
+MAX_SEED = 2**63 - 1
+
 class ConfigError(ValueError):
     """A scenario could not be read or is invalid; the message is one line."""
 
@@ -59,7 +63,7 @@ class RunConfig(_Strict):
     """Length of the run, seed and output cadence."""
 
     days: Pos = 7.0
-    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     frame_interval_days: Pos = 1.0
 
 

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from .config import load_scenario, parse_overrides
+from .config import MAX_SEED, load_scenario, parse_overrides
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -783,6 +783,8 @@ class Report:
     shape: tuple[int, int, int] | None
     workers: int
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: the seeds of every arm, in pairing order (default 1..replicates)
+    seeds: list[int] = field(default_factory=list)
     wall_s: float = NAN
     out_dir: Path | None = None
     plots: list[Path] = field(default_factory=list)
@@ -921,8 +923,9 @@ def write_report(rep: Report, out_dir: str | Path) -> Path:
     rep.out_dir = out
     rep.plots = plot_histories(rep.histories, rep.arms, out)
     frames = []
+    seeds = rep.seeds or list(range(1, rep.replicates + 1))
     for a, hs in rep.histories.items():
-        for seed, h in enumerate(hs, start=1):
+        for seed, h in zip(seeds, hs):
             frames.append(h.assign(arm=a, seed=seed))
     if frames:
         long = pd.concat(frames, ignore_index=True)
@@ -937,7 +940,7 @@ def write_report(rep: Report, out_dir: str | Path) -> Path:
          (f"{stamp} - **{n_pass} of {len(rep.results)} rows pass** "
           f"({'PASS' if rep.passed else 'FAIL'})"),
          "",
-         (f"- replicates: {rep.replicates} seeds per arm (seeds 1..{rep.replicates}); "
+         (f"- replicates: {rep.replicates} seeds per arm (seeds {seeds[0]}..{seeds[-1]}); "
           "effects paired by seed, mean with 95 % Student-t interval"),
          (f"- mode: {'quick (smoke test)' if rep.quick else 'full'}; domain override for "
           f"in-vivo arms: {dom}"),
@@ -998,7 +1001,8 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
                    shape: str | Sequence[int] | None = None, progress: bool = True, *,
                    table: Sequence[Row] = ROWS, arms: Mapping[str, Arm] | None = None,
                    client: Any = None,
-                   overrides: Sequence[str] | Mapping[str, Any] | None = None) -> Report:
+                   overrides: Sequence[str] | Mapping[str, Any] | None = None,
+                   first_seed: int = 1) -> Report:
     """Run the arms behind ``rows`` (ids; default all, or :data:`QUICK_ROWS` in quick mode)
     with ``replicates`` seeds each (default 5; 2 in quick mode) on a local dask cluster of
     ``workers`` processes (default ``os.cpu_count()``, at most one per task), evaluate the
@@ -1009,6 +1013,8 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
     ``overrides`` (``["biology.osteoblast.x=1", ...]`` or a mapping) apply to every arm,
     after the arm's own: a sensitivity check of the rows. Every arm's scenario is loaded
     with them before any run starts, so a bad key fails at once.
+    ``first_seed``: the seeds are ``first_seed .. first_seed + replicates - 1`` (default
+    1..N); another block of seeds is an out-of-sample check of the same rows.
     Bad input raises ValueError with a one-line message.
     """
     t0 = time.perf_counter()
@@ -1022,6 +1028,10 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
     if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) \
             or replicates < 1:
         raise ValueError(f"bad --replicates {replicates!r}: must be an integer >= 1")
+    if isinstance(first_seed, bool) or not isinstance(first_seed, (int, np.integer)) \
+            or not 0 <= first_seed <= MAX_SEED - int(replicates) + 1:
+        raise ValueError(f"bad --first-seed {first_seed!r}: must be an integer with "
+                         f"0 <= first seed and last seed (first + replicates - 1) <= {MAX_SEED}")
     if workers is not None and (isinstance(workers, bool) or int(workers) != workers
                                 or workers < 1):
         raise ValueError(f"bad --workers {workers!r}: must be an integer >= 1")
@@ -1041,7 +1051,7 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
     if extra:
         for a in needed:  # a bad key or value: one ConfigError naming it, before any run
             load_scenario(arms[a].scenario, task_overrides(arms[a], shp, extra))
-    seeds = list(range(1, int(replicates) + 1))
+    seeds = list(range(int(first_seed), int(first_seed) + int(replicates)))
     tasks = [(arms[a], s) for a in needed for s in seeds]
     n_workers = max(1, min(int(workers or os.cpu_count() or 1), len(tasks)))
     if progress:
@@ -1075,7 +1085,7 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
     rep = Report(rows=sel, results=results, arms={a: arms[a] for a in needed},
                  histories={a: h for a, h in histories.items() if a not in failed},
                  outcomes=outcomes, replicates=int(replicates), quick=quick, shape=shp,
-                 workers=n_workers, overrides=extra)
+                 workers=n_workers, overrides=extra, seeds=seeds)
     rep.wall_s = time.perf_counter() - t0
     if out_dir is not None:
         write_report(rep, out_dir)
@@ -1106,6 +1116,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="override a scenario value in every arm (repeatable), e.g. "
                              "--set biology.osteoblast.recruit_per_mm2_per_day=20: a "
                              "sensitivity check; the report lists the overrides")
+    parser.add_argument("--first-seed", type=int, default=1, metavar="S",
+                        help="seeds S .. S+N-1 (default 1): another block of seeds is an "
+                             "out-of-sample check of the rows")
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-run progress lines")
     return parser
 
@@ -1117,11 +1130,13 @@ def main(args: argparse.Namespace, *, table: Sequence[Row] = ROWS,
     rep = run_validation(rows=args.rows, replicates=args.replicates, quick=args.quick,
                          workers=args.workers, out_dir=args.out, shape=args.shape,
                          progress=not getattr(args, "quiet", False), table=table, arms=arms,
-                         client=client, overrides=getattr(args, "set", None))
+                         client=client, overrides=getattr(args, "set", None),
+                         first_seed=getattr(args, "first_seed", 1))
     print(rep.table_text())
     for o in rep.failures:
         print(f"run failed: arm {o.arm} seed {o.seed}: {o.error}")
     n_pass = sum(r.passed for r in rep.results.values())
-    print(f"{n_pass}/{len(rep.results)} rows pass; {rep.replicates} seeds per arm; "
+    print(f"{n_pass}/{len(rep.results)} rows pass; {rep.replicates} seeds per arm "
+          f"({rep.seeds[0]}..{rep.seeds[-1]}); "
           f"wall {rep.wall_s:.1f} s; report {Path(args.out) / 'report.md'}")
     return 0 if rep.passed else 1

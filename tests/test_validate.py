@@ -161,6 +161,9 @@ def test_rows_fail_when_they_should():
     ({"shape": "4,4,4"}, "4,4,4"),
     ({"shape": "a,b,c"}, "a,b,c"),
     ({"workers": 0}, "workers"),
+    ({"first_seed": -1}, "first-seed"),
+    ({"first_seed": 2**63 - 2, "replicates": 5}, "first-seed"),
+    ({"first_seed": 1.5}, "first-seed"),
 ])
 def test_bad_input(kw, word, tmp_path):
     with pytest.raises(ValueError, match=word):
@@ -190,7 +193,8 @@ def test_cli_arguments():
     p = V.add_arguments(argparse.ArgumentParser())
     a = p.parse_args(["--rows", "V1,V5", "--quick", "--shape", "32,32,32", "-w", "2",
                       "--set", "a.b=1", "--set", "c.d=x"])
-    assert a.set == ["a.b=1", "c.d=x"]
+    assert a.set == ["a.b=1", "c.d=x"] and a.first_seed == 1
+    assert p.parse_args(["--first-seed", "6"]).first_seed == 6
     assert (a.rows, a.quick, a.shape, a.workers, a.replicates, a.out) == \
         ("V1,V5", True, "32,32,32", 2, None, "validation")
     assert [r.id for r in V.parse_rows(a.rows)] == ["V1", "V5"]
@@ -267,6 +271,27 @@ def test_main_pass_and_report(client, tmp_path, capsys):
     assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![invivo_bv_tv](invivo_bv_tv.png)" in report
     assert "T1" in capsys.readouterr().out
+
+
+def test_first_seed_runs_that_block_of_seeds(client, tmp_path, capsys):
+    """``--first-seed 6 -n 2`` runs seeds 6 and 7 of every arm, pairs them in that order,
+    and names them in the report, the CSV and the summary line."""
+    args = _args(tmp_path, "--rows", "T1", "--first-seed", "6")
+    assert V.main(args, table=TEST_TABLE, arms=TEST_ARMS, client=client) == 0
+    out = tmp_path / "val"
+    assert "2 seeds per arm (seeds 6..7)" in (out / "report.md").read_text()
+    csv = pd.read_csv(out / "histories.csv")
+    assert sorted(set(csv["seed"])) == [6, 7] and set(csv["arm"]) == {"a", "b"}
+    assert "2 seeds per arm (6..7)" in capsys.readouterr().out
+    # the histories are those of seeds 6 and 7, in that order (not 1 and 2)
+    rep = V.run_validation(rows="T1", replicates=1, first_seed=7, out_dir=None,
+                           progress=False, table=TEST_TABLE, arms=TEST_ARMS, client=client)
+    assert rep.seeds == [7]
+    cols = [c for c in csv.columns if c not in ("arm", "seed")]
+    seven = csv.loc[(csv["arm"] == "a") & (csv["seed"] == 7), cols].to_numpy(float)
+    six = csv.loc[(csv["arm"] == "a") & (csv["seed"] == 6), cols].to_numpy(float)
+    np.testing.assert_allclose(seven, rep.histories["a"][0][cols].to_numpy(float), rtol=1e-12)
+    assert not np.allclose(six, seven, rtol=1e-12, equal_nan=True)
 
 
 def test_overrides_reach_the_runs(client, tmp_path):
