@@ -60,7 +60,7 @@ __all__ = [
     "MissingReadout", "MeanCI", "run_validation", "run_tasks", "local_client", "evaluate",
     "add_arguments", "main", "parse_rows", "parse_shape", "value_at", "window_mean",
     "window_slope", "per_seed", "paired_values", "paired_rel_effect", "paired_ratio",
-    "prevented_fraction", "mean_ci",
+    "prevented_fraction", "mean_ci", "evaluate_saved", "seed_text",
 ]
 
 NAN = float("nan")
@@ -785,6 +785,8 @@ class Report:
     overrides: dict[str, Any] = field(default_factory=dict)
     #: the seeds of every arm, in pairing order (default 1..replicates)
     seeds: list[int] = field(default_factory=list)
+    #: saved histories.csv files the rows were re-evaluated from (no runs; ``--from``)
+    sources: list[str] = field(default_factory=list)
     wall_s: float = NAN
     out_dir: Path | None = None
     plots: list[Path] = field(default_factory=list)
@@ -940,29 +942,27 @@ def write_report(rep: Report, out_dir: str | Path) -> Path:
          (f"{stamp} - **{n_pass} of {len(rep.results)} rows pass** "
           f"({'PASS' if rep.passed else 'FAIL'})"),
          "",
-         (f"- replicates: {rep.replicates} seeds per arm (seeds {seeds[0]}..{seeds[-1]}); "
-          "effects paired by seed, mean with 95 % Student-t interval"),
-         (f"- mode: {'quick (smoke test)' if rep.quick else 'full'}; domain override for "
-          f"in-vivo arms: {dom}"),
-         (f"- workers: {rep.workers} dask worker processes, 1 thread each; "
-          f"NUMBA_NUM_THREADS seen in the runs: {_threads_seen(rep.outcomes)}"),
-         ("- overrides on every arm (--set): "
-          + (_md(", ".join(f"{k}={v}" for k, v in rep.overrides.items()))
-             if rep.overrides else "none (the shipped parameters)")),
-         f"- wall time: {rep.wall_s:.1f} s",
-         "",
-         "## Results",
-         "",
-         rep.table_markdown(),
-         "",
-         "### Details",
-         ""]
+         (f"- replicates: {rep.replicates} seeds per arm (seeds {seed_text(seeds)}); "
+          "effects paired by seed, mean with 95 % Student-t interval")]
+    if rep.sources:
+        L.append("- re-evaluated from saved histories (no runs): " + _md(", ".join(rep.sources)))
+    else:
+        L += [(f"- mode: {'quick (smoke test)' if rep.quick else 'full'}; domain override "
+               f"for in-vivo arms: {dom}"),
+              (f"- workers: {rep.workers} dask worker processes, 1 thread each; "
+               f"NUMBA_NUM_THREADS seen in the runs: {_threads_seen(rep.outcomes)}"),
+              ("- overrides on every arm (--set): "
+               + (_md(", ".join(f"{k}={v}" for k, v in rep.overrides.items()))
+                  if rep.overrides else "none (the shipped parameters)"))]
+    L += [f"- wall time: {rep.wall_s:.1f} s", "", "## Results", "", rep.table_markdown(), "",
+          "### Details", ""]
     for row in rep.rows:
         L.append(f"- **{row.id}** {_md(rep.results[row.id].detail)}")
-    L += ["", "## Arms", "",
-          "| arm | scenario | days | overrides | domain (voxels) | runs ok | mean run wall (s) |",
-          "|---|---|---|---|---|---|---|"]
-    for a, arm in rep.arms.items():
+    if not rep.sources:
+        L += ["", "## Arms", "",
+              "| arm | scenario | days | overrides | domain (voxels) | runs ok | mean run "
+              "wall (s) |", "|---|---|---|---|---|---|---|"]
+    for a, arm in ([] if rep.sources else rep.arms.items()):
         ocs = [o for o in rep.outcomes if o.arm == a]
         ok = [o for o in ocs if o.ok]
         shapes = sorted({"x".join(map(str, o.meta["shape"])) + (
@@ -995,6 +995,107 @@ def write_report(rep: Report, out_dir: str | Path) -> Path:
 # ---------------------------------------------------------------------------------------
 # entry points
 # ---------------------------------------------------------------------------------------
+def _needed_arms(sel: Sequence[Row], arms: Mapping[str, Arm]) -> list[str]:
+    """The arms behind rows ``sel``, in first-use order; an undefined arm is a ValueError."""
+    needed: list[str] = []
+    for r in sel:
+        for a in r.arms:
+            if a not in arms:
+                raise ValueError(f"row {r.id} needs arm {a!r}, which is not defined")
+            if a not in needed:
+                needed.append(a)
+    return needed
+
+
+def seed_text(seeds: Sequence[int]) -> str:
+    """Seeds as runs of consecutive values: ``[1, 2, 3, 7]`` -> ``"1..3, 7"``."""
+    out: list[str] = []
+    ss = sorted(int(x) for x in seeds)
+    i = 0
+    while i < len(ss):
+        j = i
+        while j + 1 < len(ss) and ss[j + 1] == ss[j] + 1:
+            j += 1
+        out.append(f"{ss[i]}..{ss[j]}" if j > i else f"{ss[i]}")
+        i = j + 1
+    return ", ".join(out) or "none"
+
+
+def evaluate_saved(paths: Sequence[str | Path], rows: str | Sequence[str] | None = None,
+                   out_dir: str | Path | None = "validation", *, table: Sequence[Row] = ROWS,
+                   arms: Mapping[str, Arm] | None = None) -> Report:
+    """Evaluate ``rows`` (default all) on the histories saved by earlier validations
+    (their ``histories.csv``), pooling the seeds of every file: no simulation runs.
+
+    Pooling disjoint seed blocks (``--first-seed``) gives a larger sample: e.g. seeds 1-5
+    and 6-10 evaluate as 10 seeds. A seed present in two files, an arm missing from all
+    of them, or arms of one evaluation with different seeds (rows pair arms by seed) is a
+    ValueError with a one-line message, raised before anything is written; so is an
+    ``out_dir`` whose ``histories.csv`` is one of the inputs."""
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    arms = dict(ARMS if arms is None else arms)
+    sel = parse_rows(rows, table)
+    files = [Path(f) for f in paths]
+    if not files:
+        raise ValueError("--from needs at least one histories.csv")
+    if out_dir is not None:
+        target = (Path(out_dir) / "histories.csv").resolve()
+        for f in files:
+            if f.resolve() == target:
+                raise ValueError(f"--from {f}: the report in {out_dir} would overwrite it; "
+                                 "choose another --out")
+    needed = _needed_arms(sel, arms)
+    runs: dict[tuple[str, int], tuple["pd.DataFrame", Path]] = {}
+    for f in files:
+        try:
+            d = pd.read_csv(f)
+        except FileNotFoundError:
+            raise ValueError(f"--from {f}: no such file") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+                IsADirectoryError) as e:
+            raise ValueError(f"--from {f}: not a histories CSV ({type(e).__name__})") from None
+        miss = [c for c in ("arm", "seed", "t_days") if c not in d.columns]
+        if miss:
+            raise ValueError(f"--from {f}: not a niche validate histories.csv "
+                             f"(no column {miss[0]!r})")
+        for a in d["arm"].astype(str).unique():
+            if a not in needed:
+                continue
+            da = d[d["arm"].astype(str) == a]
+            da = da.loc[:, da.notna().any()]  # readouts this arm never has (in vitro/vivo)
+            for seed, g in da.groupby("seed", sort=True):
+                key = (a, int(seed))
+                if key in runs:
+                    raise ValueError(f"--from {f}: arm {a} seed {int(seed)} is also in "
+                                     f"{runs[key][1]}: pool disjoint blocks of seeds")
+                g = g.drop(columns=["arm", "seed"]).sort_values("t_days", kind="stable")
+                runs[key] = (g.reset_index(drop=True), f)
+    seeds_of = {a: sorted(s for (b, s) in runs if b == a) for a in needed}
+    for a in needed:
+        if not seeds_of[a]:
+            row = next(r.id for r in sel if a in r.arms)
+            raise ValueError(f"arm {a} (row {row}) is in none of the --from files; "
+                             "pick rows with --rows")
+    ref = needed[0]
+    for a in needed:
+        if seeds_of[a] != seeds_of[ref]:
+            raise ValueError(f"arm {a} has seeds {seed_text(seeds_of[a])} but arm {ref} has "
+                             f"{seed_text(seeds_of[ref])}: rows pair arms by seed; pick rows "
+                             "with --rows or pool files of the same rows")
+    seeds = seeds_of[ref]
+    histories = {a: [runs[(a, s)][0] for s in seeds] for a in needed}
+    results = {r.id: evaluate(r, {a: histories[a] for a in r.arms}) for r in sel}
+    rep = Report(rows=sel, results=results, arms={a: arms[a] for a in needed},
+                 histories=histories, outcomes=[], replicates=len(seeds), quick=False,
+                 shape=None, workers=0, seeds=seeds, sources=[str(f) for f in files])
+    rep.wall_s = time.perf_counter() - t0
+    if out_dir is not None:
+        write_report(rep, out_dir)
+    return rep
+
+
 def run_validation(rows: str | Sequence[str] | None = None, replicates: int | None = None,
                    quick: bool = False, workers: int | None = None,
                    out_dir: str | Path | None = "validation",
@@ -1040,13 +1141,7 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
         shp = QUICK_SHAPE
     elif shp is None and not own_arms:  # the shipped arms: the stated validation domain
         shp = FULL_SHAPE
-    needed: list[str] = []
-    for r in sel:
-        for a in r.arms:
-            if a not in arms:
-                raise ValueError(f"row {r.id} needs arm {a!r}, which is not defined")
-            if a not in needed:
-                needed.append(a)
+    needed = _needed_arms(sel, arms)
     extra = parse_overrides(overrides)
     if extra:
         for a in needed:  # a bad key or value: one ConfigError naming it, before any run
@@ -1119,6 +1214,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--first-seed", type=int, default=1, metavar="S",
                         help="seeds S .. S+N-1 (default 1): another block of seeds is an "
                              "out-of-sample check of the rows")
+    parser.add_argument("--from", dest="sources", action="append", default=None,
+                        metavar="CSV", help="evaluate the rows on the histories.csv of earlier "
+                        "validations instead of running (repeatable: seeds are pooled, e.g. "
+                        "the blocks of --first-seed 1 and --first-seed 6 as 10 seeds)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-run progress lines")
     return parser
 
@@ -1127,16 +1226,29 @@ def main(args: argparse.Namespace, *, table: Sequence[Row] = ROWS,
          arms: Mapping[str, Arm] | None = None, client: Any = None) -> int:
     """``niche validate``: run, print the table, write the report. Returns 0 if every row
     passes, 1 otherwise; bad input raises ValueError (the CLI maps it to status 2)."""
-    rep = run_validation(rows=args.rows, replicates=args.replicates, quick=args.quick,
-                         workers=args.workers, out_dir=args.out, shape=args.shape,
-                         progress=not getattr(args, "quiet", False), table=table, arms=arms,
-                         client=client, overrides=getattr(args, "set", None),
-                         first_seed=getattr(args, "first_seed", 1))
+    sources = getattr(args, "sources", None)
+    if sources:
+        clash = [o for o, on in (("--replicates", args.replicates is not None),
+                                 ("--quick", args.quick), ("--shape", args.shape is not None),
+                                 ("--workers", args.workers is not None),
+                                 ("--set", bool(getattr(args, "set", None))),
+                                 ("--first-seed", getattr(args, "first_seed", 1) != 1)) if on]
+        if clash:
+            raise ValueError(f"--from evaluates saved runs, so {', '.join(clash)} cannot be "
+                             "used with it")
+        rep = evaluate_saved(sources, rows=args.rows, out_dir=args.out, table=table,
+                             arms=arms)
+    else:
+        rep = run_validation(rows=args.rows, replicates=args.replicates, quick=args.quick,
+                             workers=args.workers, out_dir=args.out, shape=args.shape,
+                             progress=not getattr(args, "quiet", False), table=table,
+                             arms=arms, client=client, overrides=getattr(args, "set", None),
+                             first_seed=getattr(args, "first_seed", 1))
     print(rep.table_text())
     for o in rep.failures:
         print(f"run failed: arm {o.arm} seed {o.seed}: {o.error}")
     n_pass = sum(r.passed for r in rep.results.values())
     print(f"{n_pass}/{len(rep.results)} rows pass; {rep.replicates} seeds per arm "
-          f"({rep.seeds[0]}..{rep.seeds[-1]}); "
+          f"({seed_text(rep.seeds)}); "
           f"wall {rep.wall_s:.1f} s; report {Path(args.out) / 'report.md'}")
     return 0 if rep.passed else 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -292,6 +293,74 @@ def test_first_seed_runs_that_block_of_seeds(client, tmp_path, capsys):
     six = csv.loc[(csv["arm"] == "a") & (csv["seed"] == 6), cols].to_numpy(float)
     np.testing.assert_allclose(seven, rep.histories["a"][0][cols].to_numpy(float), rtol=1e-12)
     assert not np.allclose(six, seven, rtol=1e-12, equal_nan=True)
+
+
+def test_from_pools_saved_seed_blocks(client, tmp_path, capsys):
+    """Seeds 1-2 and 3-4 saved by two validations, re-evaluated with ``--from``, give
+    exactly the row result of one 4-seed validation, and no run."""
+    for first, name in ((1, "A"), (3, "B")):
+        args = _args(tmp_path, "--rows", "T1", "--first-seed", str(first), "--out",
+                     str(tmp_path / name))
+        assert V.main(args, table=TEST_TABLE, arms=TEST_ARMS, client=client) == 0
+    direct = V.run_validation(rows="T1", replicates=4, out_dir=None, progress=False,
+                              table=TEST_TABLE, arms=TEST_ARMS, client=client)
+    srcs = [str(tmp_path / n / "histories.csv") for n in "AB"]
+    args = _args(tmp_path, "--rows", "T1", "--out", str(tmp_path / "C"))
+    args.replicates, args.sources = None, srcs
+    capsys.readouterr()
+    assert V.main(args, table=TEST_TABLE, arms=TEST_ARMS) == 0  # no client: nothing runs
+    assert "4 seeds per arm (1..4)" in capsys.readouterr().out
+    pooled = V.evaluate_saved(srcs, rows="T1", out_dir=None, table=TEST_TABLE, arms=TEST_ARMS)
+    assert pooled.seeds == [1, 2, 3, 4] and pooled.outcomes == []
+    got, want = pooled.results["T1"], direct.results["T1"]
+    assert got.passed == want.passed and got.detail == want.detail
+    np.testing.assert_allclose([got.effect, *got.ci], [want.effect, *want.ci], rtol=1e-12)
+    report = (tmp_path / "C" / "report.md").read_text()
+    assert "seeds 1..4" in report and "re-evaluated from saved histories (no runs)" in report
+    assert "## Arms" not in report
+    assert sorted(set(pd.read_csv(tmp_path / "C" / "histories.csv")["seed"])) == [1, 2, 3, 4]
+
+
+def _saved(path, arms_seeds):
+    rows = [{"arm": a, "seed": s, "t_days": t, "bv_tv": 0.1 + 0.01 * s}
+            for a, seeds in arms_seeds.items() for s in seeds for t in (0.0, 1.0)]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def test_from_bad_input(tmp_path):
+    one = _saved(tmp_path / "one.csv", {"a": [1, 2], "b": [1, 2]})
+    cases = [
+        ([one, one], "T1", "arm a seed 1 is also in"),
+        ([_saved(tmp_path / "c.csv", {"a": [1, 2]})], "T1", "arm b (row T1) is in none"),
+        ([_saved(tmp_path / "d.csv", {"a": [1, 2], "b": [1, 3]})], "T1", "has seeds 1, 3"),
+        ([str(tmp_path / "nope.csv")], "T1", "no such file"),
+        ([_saved(tmp_path / "e.csv", {})], "T1", "not a histories CSV"),
+        ([one], "T9", "T9"),
+    ]
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    cases.append(([str(tmp_path / "x.csv")], "T1", "no column 'arm'"))
+    for srcs, rows, word in cases:
+        with pytest.raises(ValueError, match=re.escape(word)):
+            V.evaluate_saved(srcs, rows=rows, out_dir=tmp_path / "out", table=TEST_TABLE,
+                             arms=TEST_ARMS)
+    assert not (tmp_path / "out").exists()
+    # the report would overwrite its own input
+    (tmp_path / "val").mkdir()
+    own = _saved(tmp_path / "val" / "histories.csv", {"a": [1, 2], "b": [1, 2]})
+    with pytest.raises(ValueError, match="would overwrite it"):
+        V.evaluate_saved([own], rows="T1", out_dir=tmp_path / "val", table=TEST_TABLE,
+                         arms=TEST_ARMS)
+    assert sorted(p.name for p in (tmp_path / "val").iterdir()) == ["histories.csv"]
+    # run options make no sense with saved runs
+    args = _args(tmp_path, "--rows", "T1", "--from", one, "--set", "a.b=1")
+    with pytest.raises(ValueError, match="--replicates, --set cannot be used"):
+        V.main(args, table=TEST_TABLE, arms=TEST_ARMS)
+
+
+def test_seed_text():
+    assert V.seed_text([3, 1, 2, 7, 9, 10]) == "1..3, 7, 9..10"
+    assert V.seed_text([5]) == "5" and V.seed_text([]) == "none"
 
 
 def test_overrides_reach_the_runs(client, tmp_path):
