@@ -51,6 +51,7 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 #: largest run seed (seeds are non-negative int64)
 MAX_SEED = 2**63 - 1
 
+
 class ConfigError(ValueError):
     """A scenario could not be read or is invalid; the message is one line."""
 

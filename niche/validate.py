@@ -915,6 +915,25 @@ def _threads_seen(outcomes: Sequence[TaskOutcome]) -> str:
     return ", ".join(map(str, seen)) or "unknown"
 
 
+def _arms_table(rep: Report) -> list[str]:
+    """The report's table of arms: scenario, overrides, domain, runs ok, mean run wall."""
+    L = ["", "## Arms", "",
+         "| arm | scenario | days | overrides | domain (voxels) | runs ok | mean run wall (s) |",
+         "|---|---|---|---|---|---|---|"]
+    for a, arm in rep.arms.items():
+        ocs = [o for o in rep.outcomes if o.arm == a]
+        ok = [o for o in ocs if o.ok]
+        shapes = sorted({"x".join(map(str, o.meta["shape"])) + (
+            f" @ {o.meta['voxel_um']:g} um" if "voxel_um" in o.meta else "")
+            for o in ok if "shape" in o.meta})
+        ov = task_overrides(arm, rep.shape, rep.overrides)
+        wall = np.mean([o.wall_s for o in ok]) if ok else NAN
+        L.append(f"| {a} | {arm.scenario} | {arm.days:g} | "
+                 f"{_md(', '.join(f'{k}={v}' for k, v in ov.items()) or '-')} | "
+                 f"{', '.join(shapes) or '?'} | {len(ok)}/{len(ocs)} | {wall:.1f} |")
+    return L
+
+
 def write_report(rep: Report, out_dir: str | Path) -> Path:
     """Write ``report.md``, the PNG plots and ``histories.csv`` (every frame of every run,
     long format) to ``out_dir``; returns the report path."""
@@ -958,21 +977,8 @@ def write_report(rep: Report, out_dir: str | Path) -> Path:
           "### Details", ""]
     for row in rep.rows:
         L.append(f"- **{row.id}** {_md(rep.results[row.id].detail)}")
-    if not rep.sources:
-        L += ["", "## Arms", "",
-              "| arm | scenario | days | overrides | domain (voxels) | runs ok | mean run "
-              "wall (s) |", "|---|---|---|---|---|---|---|"]
-    for a, arm in ([] if rep.sources else rep.arms.items()):
-        ocs = [o for o in rep.outcomes if o.arm == a]
-        ok = [o for o in ocs if o.ok]
-        shapes = sorted({"x".join(map(str, o.meta["shape"])) + (
-            f" @ {o.meta['voxel_um']:g} um" if "voxel_um" in o.meta else "")
-            for o in ok if "shape" in o.meta})
-        ov = task_overrides(arm, rep.shape, rep.overrides)
-        wall = np.mean([o.wall_s for o in ok]) if ok else NAN
-        L.append(f"| {a} | {arm.scenario} | {arm.days:g} | "
-                 f"{_md(', '.join(f'{k}={v}' for k, v in ov.items()) or '-')} | "
-                 f"{', '.join(shapes) or '?'} | {len(ok)}/{len(ocs)} | {wall:.1f} |")
+    if not rep.sources:  # saved histories carry no run metadata
+        L += _arms_table(rep)
     if rep.failures:
         L += ["", "## Failed runs", ""]
         for o in rep.failures:
