@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from niche.kernels import bone as bone_k
-from niche.lattice import generate_bone, plate_morphometry
+from niche.core.lattice import generate_bone
+from niche.core.morphometry import trabecular_morphometry
 
 from .conftest import record, sizes
 
@@ -48,7 +49,7 @@ def test_resorb_form(benchmark, bone):
 
 def test_morphometry(benchmark, bone):
     record(benchmark, "morphometry", bone.size, "voxel", N**3)
-    benchmark(plate_morphometry, bone, 10.0)
+    benchmark(trabecular_morphometry, bone, 10.0)
 
 
 @pytest.mark.parametrize("codec", ["lz4", "gzip", "none"])
@@ -56,7 +57,7 @@ def test_frame_write(benchmark, tmp_path, codec):
     """One reference-size frame (8 float32 fields, bone, 65k agents) written and flushed."""
     import h5py
 
-    from niche.io import _compression
+    from niche.io.runfile import _compression
 
     rng = np.random.default_rng(0)
     # smooth-ish fields like a real run (noise compresses badly and is not representative)

@@ -99,7 +99,7 @@ def test_handle_bookkeeping(benchmark):
     """Births and deaths of 1 % of the cells applied to arrays and Mesa handles at once
     (one decision step's worth at the reference size)."""
     from niche import NicheModel, load_scenario
-    from niche.cells import TYPE_CODES
+    from niche.core.cells import TYPE_CODES
 
     sc = load_scenario("reference", {"domain.shape_voxels": sizes([100, 100, 100],
                                                                    [24, 24, 24])})

@@ -5,7 +5,7 @@ import numba
 import numpy as np
 import pytest
 
-from niche.fields import FieldSolver
+from niche.core.fields import FieldSolver
 
 from .conftest import QUICK, record, sizes
 

@@ -2,17 +2,21 @@
 
 Public API::
 
-    sc = niche.load_scenario("scenarios/default.toml", overrides={"run.days": 2})
-    model = niche.NicheModel(sc)            # a mesa.Model
-    path = niche.run(sc, out="runs/x.h5")    # run with a run-file writer
-    run = niche.open_run(path)               # lazy reader
-"""
-__version__ = "0.1.0"
+    sc = niche.load_scenario("default", overrides={"run.days": 2})
+    model = niche.NicheModel(sc)             # a mesa.Model with the scenario's rule set
+    model.run()                              # or model.step() yourself
+    res = niche.run(sc, out="runs/x.h5")     # a RunResult: model, readouts, history, path
+    rf = niche.open_run(res.path)            # a RunFile: lazy reader of the run file
 
-from .config import ConfigError, Scenario, load_scenario  # noqa: E402
-from .io import RunFileError, open_run  # noqa: E402
-from .model import NicheModel  # noqa: E402
-from .runner import run  # noqa: E402
+Layers (each imports only those before it): ``kernels`` -> ``scenario`` -> ``core`` ->
+``biology``, ``io`` -> ``runner`` -> ``experiments`` -> ``validation`` -> ``viz``,
+``tools`` -> ``cli``. This module is the facade over them.
+"""
+from .core import Observer
+from .io import RunFile, RunFileError, open_run
+from .provenance import __version__
+from .runner import NicheModel, RunResult, run, rules_for
+from .scenario import ConfigError, Scenario, load_scenario
 
 __all__ = ["__version__", "ConfigError", "Scenario", "load_scenario", "NicheModel", "run",
-           "open_run", "RunFileError"]
+           "RunResult", "rules_for", "open_run", "RunFile", "RunFileError", "Observer"]

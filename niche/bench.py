@@ -263,7 +263,7 @@ def _plot(rec: dict, path: Path) -> None:
 def run_bench(out_dir: str | Path = "bench", quick: bool = False, e2e_days: float | None = None,
               threads: int | None = None, select: str | None = None) -> dict:
     """Run the suite; returns the record (also written to ``out_dir``)."""
-    from .io import library_versions
+    from .provenance import library_versions
 
     try:
         import pytest_benchmark  # noqa: F401

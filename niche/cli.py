@@ -85,7 +85,7 @@ def _cmd_validate(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .provenance import __version__
 
     p = argparse.ArgumentParser(prog="niche", description="Bone-marrow niche simulator")
     p.add_argument("--version", action="version", version=f"niche {__version__}")
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ConfigError
+    from .scenario import ConfigError
     from .io import RunFileError
 
     parser = build_parser()

@@ -1,4 +1,11 @@
-"""Run a scenario end to end: model + run-file writer + progress bar."""
+"""Run a scenario end to end: choose the rule set, build the model, write the run file.
+
+The runner is where the engine (:mod:`niche.core`) meets the biology
+(:mod:`niche.biology`): :func:`rules_for` picks the rule set a scenario names, and
+:class:`NicheModel` is the engine's :class:`~niche.core.model.Model` with that choice
+made, the class users and Mesa's ``batch_run`` build. :func:`run` adds the run-file
+writer, the readout history and a progress bar.
+"""
 from __future__ import annotations
 
 import time
@@ -6,17 +13,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from .config import Scenario, load_scenario, parse_overrides
+from .biology import OsteoimmuneRules
+from .core import GenericRules, Model, Observer, Rules
 from .io import RunWriter
-from .model import NicheModel, Observer
+from .scenario import Scenario, load_scenario, parse_overrides
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["run", "RunResult", "History", "default_output"]
+__all__ = ["run", "RunResult", "History", "default_output", "rules_for", "NicheModel",
+           "RULE_SETS"]
+
+#: the rule sets a scenario's ``rules`` key can name
+RULE_SETS: dict[str, type[Rules]] = {"osteoimmune": OsteoimmuneRules, "generic": GenericRules}
+
+
+def rules_for(scenario: Scenario) -> Rules:
+    """A fresh instance of the rule set that ``scenario.rules`` names."""
+    return RULE_SETS[scenario.rules]()
+
+
+class NicheModel(Model):
+    """The bone-marrow niche model (a ``mesa.Model``) with the scenario's rule set.
+
+    Args:
+        scenario: a :class:`~niche.scenario.Scenario`, a TOML path or a scenario name.
+        seed: overrides ``run.seed``.
+        rules: a rule set to use instead of the one the scenario names.
+        observers: objects with ``on_start/on_frame/on_tick/on_end`` hooks.
+    """
+
+    def __init__(self, scenario: Scenario | str | Path, seed: int | None = None,
+                 rules: Rules | None = None, observers=()):
+        if not isinstance(scenario, Scenario):
+            scenario = load_scenario(scenario)
+        super().__init__(scenario, seed=seed, rules=rules or rules_for(scenario),
+                         observers=observers)
 
 
 class _Progress(Observer):
+    """A tqdm progress bar over ticks (None: only on a terminal)."""
+
     def __init__(self, enabled: bool | None):
         self.enabled = enabled
         self.bar = None

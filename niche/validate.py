@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from .config import MAX_SEED, load_scenario, parse_overrides
+from .scenario import MAX_SEED, load_scenario, parse_overrides
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from niche import NicheModel, load_scenario
-from niche.cells import TYPE_CODES, State
-from niche.config import ConfigError
+from niche.core.cells import TYPE_CODES, State
+from niche.scenario import ConfigError
 
 from .conftest import ROOT, SCENARIOS, tiny_overrides
 
@@ -54,11 +54,11 @@ def test_il2_dosing_reaches_the_marrow():
 
 
 def test_treg_entry_scales_with_the_il2_expanded_systemic_pool():
-    """IL-2 expands Tregs in lymphoid organs (niche.host.il2_treg_pool_fold); on the same
+    """IL-2 expands Tregs in lymphoid organs (niche.scenario.host.il2_treg_pool_fold); on the same
     day, the expected number of Tregs entering the marrow per step is the untreated one
     times exactly that fold, and the effector entry does not change."""
     from niche.biology import tcell
-    from niche.host import il2_treg_pool_fold
+    from niche.scenario.host import il2_treg_pool_fold
 
     lams: dict[str, list[float]] = {}
 
@@ -72,7 +72,7 @@ def test_treg_entry_scales_with_the_il2_expanded_systemic_pool():
 
     for name in ("ovx", "ovx_il2"):
         m = NicheModel(load_scenario(name, tiny_overrides(0.1)))
-        m.rules.forcing(m, 40.0, force=True)
+        m.rules.forcing(m, 40.0)
         ctx = m.rules._ctx_now(m, 1.0 / 24.0)
         m.rng_decide = Recorder(name)
         tcell.influx(ctx, 1000.0, set())
@@ -102,7 +102,7 @@ def test_cd8_entry_is_a_fixed_share_and_cd4_entry_carries_tregs_and_priming():
     base = 1000.0
     for name in ("sham", "sham_butyrate", "ovx"):
         m = NicheModel(load_scenario(name, tiny_overrides(0.1)))
-        m.rules.forcing(m, 40.0, force=True)
+        m.rules.forcing(m, 40.0)
         ctx = m.rules._ctx_now(m, 1.0 / 24.0)
         m.rng_decide = Recorder(name)
         tcell.influx(ctx, base, set())
@@ -134,7 +134,6 @@ def test_wnt10b_is_made_by_cd8_cells_at_a_rate_per_touching_treg():
 
     ctx.events = spy
     m.fields.c[m.field_index("SCFA")][...] = 10 * ctx.P.tcell.butyrate_k_pM
-    ctx._conc.clear()
     tc = ctx.slots("tcell")
     cd8 = tc[ctx.has(tc, State.CD8)]
     assert cd8.size > 20 and ((ctx.cells.state[cd8] & State.REGULATORY) == 0).all()
@@ -224,22 +223,22 @@ def test_cxcr3_tregs_follow_cxcl10(strength):
     c.state[reg[::2]] |= np.uint32(State.CXCR3)
     c.state[reg[1::2]] &= ~np.uint32(State.CXCR3)
     m._update_motility()
-    groups = {m.field_names[fi]: sel for fi, sel in m._chemo_groups}
+    groups = {m.field_names[fi]: sel for fi, sel in m.motility.groups}
     mono = c.slots_of_type(TYPE_CODES["monocyte"])
     assert set(groups["RANKL"]) >= set(mono)
     if strength == 0.0:
-        assert "CXCL10" not in groups and not m._chemo[t].any()
+        assert "CXCL10" not in groups and not m.motility.chemotaxis[t].any()
         return
     np.testing.assert_array_equal(np.sort(groups["CXCL10"]), np.sort(reg[::2]))
-    assert not m._chemo[reg[::2]].any()  # no CXCL10 yet: receptors idle, no bias
+    assert not m.motility.chemotaxis[reg[::2]].any()  # no CXCL10 yet: receptors idle, no bias
     K = m.scenario.biology.tcell.cxcr3_k_pM
     m.fields.c[m.field_index("CXCL10")][...] = K  # at K: half the maximal bias
     m._update_motility()
-    np.testing.assert_allclose(m._chemo[reg[::2]], 0.5 * strength, rtol=1e-6)
+    np.testing.assert_allclose(m.motility.chemotaxis[reg[::2]], 0.5 * strength, rtol=1e-6)
     m.fields.c[m.field_index("CXCL10")][...] = 3 * K  # Hill 2: 9/10 of it
     m._update_motility()
-    np.testing.assert_allclose(m._chemo[reg[::2]], 0.9 * strength, rtol=1e-6)
-    assert not m._chemo[reg[1::2]].any()
+    np.testing.assert_allclose(m.motility.chemotaxis[reg[::2]], 0.9 * strength, rtol=1e-6)
+    assert not m.motility.chemotaxis[reg[1::2]].any()
     assert not set(groups["RANKL"]) & set(reg[::2])
 
 
@@ -254,7 +253,6 @@ def test_wnt10b_keeps_osteoblasts_alive():
     j = m.field_index("WNT10B")
     for level, want in ((0.0, 1.0), (p.wnt10b_k_pM, 1.0 / (1.0 + 0.5 * p.wnt10b_survival_gain))):
         m.fields.c[j][...] = level
-        ctx._conc.clear()
         np.testing.assert_allclose(death_rate(ctx, s, 8.0), want / 8.0, rtol=1e-6)
 
 
@@ -262,12 +260,12 @@ def test_estrogen_loss_raises_osteoblast_rankl_and_lowers_opg():
     """Osteoblast RANKL/OPG output follows estrogen exactly (no TNF/IL-17 present):
     RANKL x (1 - s E) / (1 - s), OPG x (1 - g (1 - E))."""
     from niche.biology import osteoblast
-    from niche.host import estrogen_level
+    from niche.scenario.host import estrogen_level
 
     out, e = {}, {}
     for name in ("sham", "ovx"):
         m = NicheModel(load_scenario(name, tiny_overrides(0.1)))
-        m.rules.forcing(m, 30.0, force=True)
+        m.rules.forcing(m, 30.0)
         e[name] = estrogen_level(m.scenario.estrogen, 30.0)
         ctx = m.rules._ctx_now(m, 1.0 / 24.0)
         for f in ("TNF", "IL17"):
@@ -404,10 +402,10 @@ def test_fusion_keeps_nuclei():
 
 
 def test_parameter_docs_are_in_sync_and_sourced():
-    from niche.biology.params import parameter_rows, parameters_markdown
+    from niche.tools.paramdocs import biology_rows, parameters_markdown
 
     assert (ROOT / "docs" / "parameters.md").read_text().strip() == parameters_markdown().strip()
-    for r in parameter_rows():
+    for r in biology_rows():
         assert r["source"].strip(), f"{r['section']}.{r['name']} has no source"
         assert r["unit"].strip(), f"{r['section']}.{r['name']} has no unit"
 
@@ -420,7 +418,7 @@ def _ctx(name, **ov):
 def _ctx_at(name, day=30.0, **ov):
     """A tiny model of scenario ``name`` with its host forcing set to ``day``."""
     m, _ = _ctx(name, **({"run.days": day} | ov))
-    m.rules.forcing(m, day, force=True)
+    m.rules.forcing(m, day)
     return m, m.rules._ctx_now(m, 1.0 / 24.0)
 
 
@@ -469,11 +467,9 @@ def test_osteoclast_apoptosis_rises_with_tgfb_and_estrogen():
         assert s.size > 0
         j = m.field_index("TGFb")
         m.fields.c[j][...] = 0.0
-        ctx._conc.clear()
         low = apoptosis_rate(ctx, s)
         p = ctx.P.osteoclast
         m.fields.c[j][...] = p.tgfb_k_pM       # half saturation
-        ctx._conc.clear()
         high = apoptosis_rate(ctx, s)
         np.testing.assert_allclose(high / low, 1.0 + 0.5 * p.tgfb_apoptosis_gain, rtol=1e-6)
         rates[name] = float(low[0])
@@ -494,7 +490,6 @@ def test_scfa_inhibits_commitment_with_its_hill_curve():
     d = {}
     for level in (0.0, p.scfa_k_pM, 2 * p.scfa_k_pM):
         m.fields.c[j][...] = level
-        ctx._conc.clear()
         d[level] = commitment_drive(ctx, s, 1.0, on)[0]
     assert (d[0.0] > 0).all()
     np.testing.assert_allclose(d[p.scfa_k_pM] / d[0.0], 0.5, rtol=1e-6)
@@ -596,7 +591,6 @@ def test_il2_interferon_programme_is_a_steep_switch_and_blocks_fusion():
     at_2k = 2 ** p.il2_hill / (1 + 2 ** p.il2_hill)
     for level, want in ((p.il2_k_pM, 0.5), (2 * p.il2_k_pM, at_2k), (8.0, None)):
         m.fields.c[j][...] = level
-        ctx._conc.clear()
         got = il2_signal(ctx, s)
         if want is None:
             assert got.max() < 1e-3                 # endogenous marrow IL-2 (~8 pM)

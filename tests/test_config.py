@@ -1,7 +1,7 @@
 """Scenario loading, validation, overrides and error messages."""
 import pytest
 
-from niche.config import ConfigError, load_scenario, parse_overrides, scenario_to_toml
+from niche.scenario import ConfigError, load_scenario, parse_overrides, scenario_to_toml
 
 from .conftest import SCENARIOS
 

@@ -1,4 +1,4 @@
-"""Tests of the reaction-diffusion solver (niche.fields / niche.kernels.diffusion)."""
+"""Tests of the reaction-diffusion solver (niche.core.fields / niche.kernels.diffusion)."""
 
 import contextlib
 import io
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from niche.fields import FieldSolver
+from niche.core.fields import FieldSolver
 from niche.kernels import diffusion as K
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -354,7 +354,7 @@ def test_dirichlet_per_substrate():
 # 7. determinism across thread counts
 DETERMINISM_SCRIPT = textwrap.dedent("""
     import hashlib, numpy as np, numba
-    from niche.fields import FieldSolver
+    from niche.core.fields import FieldSolver
     rng = np.random.default_rng(7)
     shape = (20, 24, 28)
     fs = FieldSolver(shape, ["a", "b", "c"], [100.0, 800.0, 20.0], [1e-3, 0.0, 1e-2],

@@ -1,4 +1,4 @@
-"""Host factors (niche.host): estrogen, microbiota and IL-2 against analytic expectations."""
+"""Host factors (niche.scenario.host): estrogen, microbiota and IL-2 against analytic expectations."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from niche.host import (
+from niche.scenario.host import (
     PARAMETERS,
     EstrogenConfig,
     IL2Config,

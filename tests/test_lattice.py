@@ -1,33 +1,20 @@
-"""Bone generation and the plate-model morphometry it is checked with."""
+"""Bone generation (checked with the BoneJ-style morphometry) and vessels."""
 import numpy as np
 import pytest
 
-from niche.lattice import bone_surface, generate_bone, generate_vessels, plate_morphometry
+from niche.core.lattice import bone_surface, generate_bone, generate_vessels
+from niche.core.morphometry import trabecular_morphometry
 
 
 @pytest.mark.parametrize("bv_tv, tb_th", [(0.15, 50.0), (0.2, 60.0), (0.15, 40.0)])
 def test_bone_hits_targets(bv_tv, tb_th):
     rng = np.random.default_rng(3)
     b = generate_bone((64, 64, 64), 10.0, bv_tv, tb_th, rng)
-    m = plate_morphometry(b, 10.0)
+    m = trabecular_morphometry(b, 10.0)
     assert abs(m["bv_tv"] - bv_tv) < 1e-4            # exact to one voxel
-    assert abs(m["tb_th_um"] - tb_th) / tb_th < 0.15  # plate-model thickness within 15 %
-    # spacing follows the plate model Tb.Sp = Tb.Th (1/BVTV - 1), within 20 %
-    expect_sp = tb_th * (1 / bv_tv - 1)
-    assert abs(m["tb_sp_um"] - expect_sp) / expect_sp < 0.2
-
-
-def test_plate_morphometry_on_plates():
-    # parallel plates 5 voxels thick every 20 voxels, along z: Tb.Th 50 um, Tb.Sp 150 um.
-    # Plates span the domain so only the faces between plate and marrow count.
-    b = np.zeros((40, 16, 16), np.uint8)
-    for z0 in (5, 25):
-        b[z0:z0 + 5] = 1
-    m = plate_morphometry(b, 10.0)
-    # face-count bias correction (3/2) is for isotropic surfaces; flat axis-aligned plates
-    # have no bias, so the plate-model thickness comes out 3/2 too large: check that exactly
-    assert m["tb_th_um"] == pytest.approx(50.0 * 1.5, rel=1e-9)
-    assert m["bv_tv"] == pytest.approx(10 / 40)
+    # BoneJ local thickness of the voxelised band: the target, plus up to one voxel of
+    # discretisation (measured 1.11-1.18 x), never thinner than 95 % of it
+    assert 0.95 <= m["tb_th_um"] / tb_th <= 1.25
 
 
 def test_bone_deterministic():

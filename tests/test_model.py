@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from niche import NicheModel, load_scenario
-from niche.agents import AGENT_CLASSES, ILC2, Monocyte, Osteoblast, Osteoclast, TCell
-from niche.cells import TYPE_CODES, State
+from niche.core.agents import AGENT_CLASSES, ILC2, Monocyte, Osteoblast, Osteoclast, TCell
+from niche.core.cells import TYPE_CODES, State
 
 from .conftest import tiny_overrides
 

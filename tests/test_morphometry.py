@@ -1,6 +1,6 @@
 """Local thickness, bone surface and 3D histomorphometry on geometries with known answers.
 
-Thickness convention (niche.morphometry docstring, = BoneJ): diameter = 2 x the distance
+Thickness convention (niche.core.morphometry docstring, = BoneJ): diameter = 2 x the distance
 from a voxel centre to the nearest background voxel centre, no +1 correction; beyond the
 array edge is not background.
 """
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from niche.lattice import generate_bone, marrow_face_count
-from niche.morphometry import (
+from niche.core.lattice import generate_bone, marrow_face_count
+from niche.core.morphometry import (
     _containment_tables,
     _distance_ridge,
     _paint_spheres,

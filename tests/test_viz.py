@@ -138,7 +138,7 @@ def test_scene_controls(run_path):
 
 
 def test_style_covers_every_type():
-    from niche.cells import TYPE_NAMES, State
+    from niche.core.cells import TYPE_NAMES, State
 
     assert set(style.TYPE_COLORS) == set(style.TYPE_LABELS) == set(TYPE_NAMES)
     treg = style.cell_rgb("tcell", np.array([0, State.REGULATORY], np.uint32))

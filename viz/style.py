@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from niche.cells import State
+from niche.core.cells import State
 
 __all__ = [
     "BONE_RGB",
@@ -53,7 +53,7 @@ _SHADE = {
     "ilc2": ((State.IL10_PRODUCER | State.CGRP_PRODUCER, 1.35),),
     "monocyte": ((State.PRE_OSTEOCLAST | State.IFN_PROGRAM, 0.7),),
     "osteoclast": ((State.RESORBING, 0.7),),
-    "osteoblast": ((State.ACTIVE, 0.75),),
+    "osteoblast": (),
 }
 
 #: camera presets: (direction from the focal point towards the camera as (x, y, z), view-up)

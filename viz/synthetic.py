@@ -30,7 +30,7 @@ class _FakeModel(SimpleNamespace):
         bone = self.lattice.bone
         counts = np.bincount(self.cells.type[self.cells.alive_slots()], minlength=5)
         out = {"t_days": self.t_days, "bv_tv": float(bone.mean())}
-        from niche.cells import TYPE_NAMES
+        from niche.core.cells import TYPE_NAMES
 
         out.update({f"n_{t}": float(c) for t, c in zip(TYPE_NAMES, counts)})
         return out
@@ -62,10 +62,10 @@ def write_synthetic_run(path: str | os.PathLike, shape=(128, 128, 128), n_cells:
         frames: number of frames; days_per_frame: simulated time between them.
         seed: random seed.
     """
-    from niche.cells import TYPE_NAMES, CellStore, State
-    from niche.config import load_scenario
+    from niche.core.cells import TYPE_NAMES, CellStore, State
+    from niche.scenario import load_scenario
     from niche.io import RunWriter
-    from niche.lattice import Lattice
+    from niche.core.lattice import Lattice
 
     rng = np.random.default_rng(seed)
     sc = load_scenario("default", {"domain.shape_voxels": list(shape), "output.xdmf": False})
@@ -81,7 +81,6 @@ def write_synthetic_run(path: str | os.PathLike, shape=(128, 128, 128), n_cells:
     flip = rng.random(n) < 0.3
     states[flip & (types == 0)] = State.REGULATORY
     states[flip & (types == 3)] = State.RESORBING
-    states[flip & (types == 4)] = State.ACTIVE
     states[flip & (types == 2)] = State.PRE_OSTEOCLAST
     for code in range(len(TYPE_NAMES)):
         m = types == code

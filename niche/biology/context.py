@@ -1,17 +1,17 @@
 """What every cell-type module sees during a decision step (one :class:`Ctx`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..cells import TYPE_CODES, State
+from ..core.cells import TYPE_CODES, State
 from ..kernels.motility import count_contacts
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..model import NicheModel
-    from .params import BiologyParams
+    from ..core.model import Model
+    from ..scenario.biology import BiologyParams
 
 __all__ = ["Ctx", "occupancy", "hazard", "add_rate"]
 
@@ -41,20 +41,19 @@ class Ctx:
     """Per-decision-step view of the model for the rules.
 
     Attributes:
-        model: the :class:`~niche.model.NicheModel`.
-        P: the scenario's :class:`~niche.biology.params.BiologyParams`.
-        host: the systemic :class:`~niche.host.HostState` now.
+        model: the engine's :class:`~niche.core.model.Model`.
+        P: the scenario's :class:`~niche.scenario.biology.BiologyParams`.
+        host: the systemic :class:`~niche.scenario.host.HostState` now.
         dt: the decision interval in days.
         knockouts: names of the pathways knocked out now.
     """
 
-    model: "NicheModel"
+    model: "Model"
     P: "BiologyParams"
     host: Any
     dt: float
     knockouts: frozenset[str]
     scfa_blood_pM: float = 0.0
-    _conc: dict[str, np.ndarray] = field(default_factory=dict)
     _treg_code: np.ndarray | None = None
 
     @property

@@ -3,13 +3,13 @@
 With their IL-2 signal ``IL2 / (IL2 + K)`` (CD25; Van Gool 2014) ILC2s divide and switch
 on IL-10 and CGRP production (seed 004: low-dose IL-2 promotes IL-10+ and CGRP+ ILC2s,
 required for protection); the programmes fade without IL-2. All ILC2s make IL-4/IL-13
-(Omata 2020). Parameters: :class:`~niche.biology.params.ILC2Params`.
+(Omata 2020). Parameters: :class:`~niche.scenario.biology.ILC2Params`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..cells import State
+from ..core.cells import State
 from .context import Ctx, add_rate, occupancy
 
 __all__ = ["decide", "rates"]

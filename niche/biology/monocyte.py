@@ -10,7 +10,7 @@ osteoclast lineage (``PRE_OSTEOCLAST``) at ``commitment_per_day * drive``::
                  * (1 - block of the IL-2 interferon programme, if on)
                  * (1 - CTLA-4 block, while touching a Treg)
 
-and becomes fusion competent ``maturation_days`` later (its ``credit`` counts the days). SCFAs lower the
+and becomes fusion competent ``maturation_days`` later (its ``committed_days`` count them). SCFAs lower the
 TRAF6/NFATc1 drive by metabolic reprogramming (Lucas 2018); IL-10 blocks NFATc1 early
 (Evans & Fox 2007); CGRP and IL-4/IL-13 suppress (seed 004, Omata 2020). IL-2 switches
 RANKL-stimulated monocytes, uncommitted or committed, into a STAT1-IRF1 interferon
@@ -21,13 +21,13 @@ of committed precursors (``ifn_fusion_inhibition``). Committed precursors fuse w
 touching precursors or osteoclasts (see :mod:`.osteoclast`), die if they stay unfused,
 and are killed by Treg contact (CTLA-4, Zaiss 2007). Monocytes in the interferon programme
 secrete CXCL10 (a STAT1/IRF1 target), which CXCR3+ Tregs follow (see :mod:`.rules`).
-Parameters: :class:`~niche.biology.params.MonocyteParams`.
+Parameters: :class:`~niche.scenario.biology.MonocyteParams`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..cells import State
+from ..core.cells import State
 from ..kernels.fusion import touches_bone
 from . import osteoblast
 from .context import Ctx, add_rate, occupancy
@@ -95,15 +95,15 @@ def decide(ctx: Ctx, mcsf: float) -> None:
                      State.IFN_PROGRAM)
         ctx.set_flag(ctx.events(s[ifn], p.ifn_loss_per_day * (1.0 - il2[ifn])),
                      State.IFN_PROGRAM, on=False)
-    c.credit[pres] += np.float32(ctx.dt)           # committed precursors count days
+    c.committed_days[pres] += np.float32(ctx.dt)   # committed precursors count days
     mono_on_bone = on_bone[~pre]
     if mono.size == 0:
         return
     drive, _ = commitment_drive(ctx, mono, mcsf, mono_on_bone)
     # commitment: precursors touching bone (where RANKL is presented) commit at a rate set
-    # by the drive; committed cells count days in ``credit`` until fusion competent
+    # by the drive; committed cells count days in ``committed_days`` until fusion competent
     done = ctx.events(mono[mono_on_bone], p.commitment_per_day * drive[mono_on_bone])
-    c.credit[done] = 0.0
+    c.committed_days[done] = 0.0
     ctx.set_flag(done, State.PRE_OSTEOCLAST)
 
 

@@ -21,14 +21,15 @@
   (the osteoblast-to-osteoclast inhibition of Komarova 2003).
 - **Survival**: Wnt10b lowers the death rate below ``1/lifespan`` (Almeida 2005).
 Lifespan and motility come from ``[cells.osteoblast]``.
-Parameters: :class:`~niche.biology.params.OsteoblastParams`.
+Parameters: :class:`~niche.scenario.biology.OsteoblastParams`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..cells import TYPE_CODES
-from ..lattice import face_neighbour_any
+from ..core.cells import TYPE_CODES
+from ..core.generic_rules import formation_um3
+from ..core.lattice import face_neighbour_any
 from .context import Ctx, add_rate, hazard, occupancy
 
 __all__ = ["recruit", "recruit_signal", "rates", "mechanostat", "apparent_strain",
@@ -63,7 +64,7 @@ def estrogen_recruit_factor(ctx: Ctx) -> float:
 def recruit_signal(p, tgfb_pM, wnt10b_pM, cgrp_pM) -> np.ndarray:
     """Relative recruitment at local TGF-beta, Wnt10b and CGRP levels: 1 plus a saturating
     term for each (coupling, Tang 2009; Treg-driven Wnt10b, Tyagi 2018; CGRP from ILC2s,
-    Ballica 1999, Schinke 2004). ``p``: :class:`~niche.biology.params.OsteoblastParams`."""
+    Ballica 1999, Schinke 2004). ``p``: :class:`~niche.scenario.biology.OsteoblastParams`."""
     return (1.0 + p.tgfb_recruit_gain * occupancy(tgfb_pM, p.tgfb_k_pM)
             + p.wnt10b_recruit_gain * occupancy(wnt10b_pM, p.wnt10b_k_pM)
             + p.cgrp_recruit_gain * occupancy(cgrp_pM, p.cgrp_k_pM))
@@ -133,3 +134,10 @@ def rates(ctx: Ctx, sec, vmax, idx) -> None:
     opg = p.opg_molecules_per_s * (1.0 - p.estrogen_opg_gain * (1.0 - e))
     add_rate(sec, idx, "RANKL", s, p.rankl_molecules_per_s * _lineage_rankl(ctx, s))
     add_rate(sec, idx, "OPG", s, np.full(s.size, opg))
+
+
+def formation(model, dt_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """Osteoblasts and the bone (um^3) each forms in ``dt_days`` (``apposition_um_per_day``
+    over one voxel face)."""
+    ob = model.cells.slots_of_type(TYPE_CODES["osteoblast"])
+    return ob, formation_um3(model, ob, dt_days)

@@ -18,13 +18,14 @@
   osteomorphs, McDonald 2021; nuclei renewed by fusion, Jacome-Galarza 2019), so the size
   of a long-lived syncytium, and its resorption, follows the supply of new precursors; a
   cell left with one nucleus is gone.
-Parameters: :class:`~niche.biology.params.OsteoclastParams`.
+Parameters: :class:`~niche.scenario.biology.OsteoclastParams`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..cells import TYPE_CODES, State
+from ..core.cells import TYPE_CODES, State
+from ..core.generic_rules import resorption_um3
 from ..kernels.fusion import pair_fusions, touches_bone
 from .context import Ctx, add_rate, hazard, occupancy
 from .monocyte import rankl_signal
@@ -48,7 +49,7 @@ def fuse(ctx: Ctx) -> None:
     p, c = ctx.P, ctx.cells
     mono = ctx.slots("monocyte")
     pre = mono[ctx.has(mono, State.PRE_OSTEOCLAST)]
-    pre = pre[c.credit[pre] >= p.monocyte.maturation_days]  # fusion competent
+    pre = pre[c.committed_days[pre] >= p.monocyte.maturation_days]  # fusion competent
     if pre.size == 0:
         return
     cand = pre[ctx.rng.random(pre.size) < hazard(fusion_rate(ctx, pre), ctx.dt)]
@@ -133,3 +134,21 @@ def rates(ctx: Ctx, sec, vmax, idx) -> None:
     res = ctx.has(s, State.RESORBING)
     add_rate(sec, idx, "TGFb", s, np.where(res, p.tgfb_molecules_per_s_per_nucleus, 0.0)
          * ctx.cells.nuclei[s])
+
+
+def adjust_motility(model, motility) -> None:
+    """Osteoclasts on bone stay attached (they resorb or wait there; Kikuta 2013); only
+    those off bone migrate (up the RANKL gradient) to find a surface."""
+    c = model.cells
+    s = c.slots_of_type(TYPE_CODES["osteoclast"])
+    if s.size:
+        on = touches_bone(s, c.z, c.y, c.x, model.lattice.bone, np.zeros(s.size, np.uint8))
+        motility.hold(s[on.astype(bool)])
+
+
+def resorption(model, dt_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """Resorbing osteoclasts and the bone (um^3) each removes in ``dt_days``
+    (``resorption_um3_per_day_per_nucleus`` x nuclei)."""
+    oc = model.cells.slots_of_type(TYPE_CODES["osteoclast"])
+    oc = oc[(model.cells.state[oc] & np.uint32(State.RESORBING)) != 0]
+    return oc, resorption_um3(model, oc, dt_days)

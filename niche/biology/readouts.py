@@ -1,7 +1,8 @@
 """Virtual readouts of the osteoimmune model, computed at every frame.
 
-- micro-CT morphometry of the bone mask as BoneJ/CTAn define it (:mod:`niche.morphometry`:
-  Tb.Th and Tb.Sp by local thickness, Tb.N = BV/TV / Tb.Th, BS/BV);
+(micro-CT morphometry of the bone mask, BoneJ definitions, is the engine's own readout:
+:meth:`niche.core.model.Model.readouts`; the surface area it measures is used here)
+
 - histomorphometry on the 3D surface: Oc.S/BS and Ob.S/BS (share of bone-surface faces
   under an osteoclast footprint / an osteoblast), N.Oc/BS per mm^2 of surface, mineral
   apposition rate (formed volume per day per osteoblast face) and BFR/BS;
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cells import TYPE_CODES, State
-from .. import morphometry as mm
+from ..core.cells import TYPE_CODES, State
+from ..core import morphometry as mm
 
 __all__ = ["biology_readouts", "OC_FOOTPRINT_VOX", "OB_FOOTPRINT_VOX"]
 
@@ -36,17 +37,16 @@ def _count(cells, code, flag=None, reg=None) -> tuple[np.ndarray, int]:
     return s[keep], int(keep.sum())
 
 
-def biology_readouts(model, rules) -> dict[str, float]:
+def biology_readouts(model) -> dict[str, float]:
+    """The osteoimmune readouts of the current frame (the engine's own morphometry, counts
+    and turnover come first; see :meth:`niche.core.model.Model.readouts`)."""
     lat, cells = model.lattice, model.cells
     out: dict[str, float] = {}
     iv = model.scenario.invitro
     bone = lat.bone
     vu = lat.voxel_um
-    if iv is None:
-        morph = mm.trabecular_morphometry(bone, vu)
-        out.update({k: morph[k] for k in ("bv_tv", "tb_th_um", "tb_sp_um", "tb_n_per_mm",
-                                          "bs_bv_per_mm")})
-        bs_um2 = morph["bs_um2"]
+    if "bs_um2" in model.morphometry:
+        bs_um2 = model.morphometry["bs_um2"]
     else:
         bs_um2 = float(np.count_nonzero(mm.bone_surface_faces(bone))) * vu * vu
     # ---- histomorphometry
@@ -59,9 +59,8 @@ def biology_readouts(model, rules) -> dict[str, float]:
     out["oc_s_bs"] = mm.surface_fraction_near(bone, pos(oc), OC_FOOTPRINT_VOX) if oc.size else 0.0
     out["ob_s_bs"] = mm.surface_fraction_near(bone, pos(ob), OB_FOOTPRINT_VOX) if ob.size else 0.0
     out["n_oc_per_bs_per_mm2"] = oc.size / (bs_um2 * 1e-6) if bs_um2 > 0 else float("nan")
-    ticks = max(model.tick - model._last_frame_tick, 1)
-    days = ticks * model.dt_move_min / 1440.0
-    formed_um3_per_day = model._formed_since_frame * lat.voxel_volume_um3 / days if model.tick else 0.0
+    days = model.days_since_frame
+    formed_um3_per_day = model.formed_since_frame * lat.voxel_volume_um3 / days if model.tick else 0.0
     ob_faces_um2 = out["ob_s_bs"] * bs_um2
     out["mar_um_per_day"] = formed_um3_per_day / ob_faces_um2 if ob_faces_um2 > 0 else 0.0
     out["bfr_bs_um_per_day"] = formed_um3_per_day / bs_um2 if bs_um2 > 0 else 0.0

@@ -1,8 +1,8 @@
 """The osteoimmune rule set: host factors, the five cell types, perturbations, readouts.
 
-:class:`OsteoimmuneRules` plugs into the engine's :class:`~niche.rules.Rules` hooks. Per
+:class:`OsteoimmuneRules` plugs into the engine's :class:`~niche.core.rules.Rules` hooks. Per
 decision step (``time.decision_step_min``) it reads the host state (estrogen, microbiota,
-IL-2 dosing; :mod:`niche.host`), applies perturbations, and calls each cell type's module
+IL-2 dosing; :mod:`niche.scenario.host`), applies perturbations, and calls each cell type's module
 (:mod:`.tcell`, :mod:`.ilc2`, :mod:`.monocyte`, :mod:`.osteoclast`, :mod:`.osteoblast`);
 every field step it updates what arrives through the vessels (blood IL-2 and SCFAs).
 Nothing in a scenario states an outcome: the scenario sets what the experimenter does,
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cells import TYPE_CODES, TYPE_NAMES, State
-from ..host import host_state
-from ..rules.generic import GenericRules
+from ..core.cells import TYPE_CODES, TYPE_NAMES, State
+from ..core.generic_rules import GenericRules
+from ..core.remodel import BoneWork
+from ..scenario.host import host_state
 from . import ilc2, monocyte, osteoblast, osteoclast, tcell
-from ..kernels.fusion import touches_bone
 from .context import Ctx
 from .readouts import biology_readouts
 
@@ -35,7 +35,7 @@ class OsteoimmuneRules(GenericRules):
     def _ctx_now(self, model, dt_days: float) -> Ctx:
         sc = model.scenario
         if self.host is None:
-            self.forcing(model, model.t_days, force=True)
+            self._update_host(model, model.t_days)
         ko = frozenset(p.pathway for p in sc.perturbations
                        if p.kind == "knockout" and p.active(model.t_days))
         return Ctx(model=model, P=sc.biology, host=self.host, dt=dt_days, knockouts=ko,
@@ -63,7 +63,7 @@ class OsteoimmuneRules(GenericRules):
         if sc.invitro is not None:
             self._seed_well(model)
             return
-        self.forcing(model, 0.0, force=True)
+        self._update_host(model, 0.0)
         ctx = self._ctx_now(model, 0.0)
         cfg = sc.cells
         for code, name in enumerate(TYPE_NAMES):
@@ -81,14 +81,17 @@ class OsteoimmuneRules(GenericRules):
                 state[cd8] = State.CD8
             model.changes.birth_random(code, n, state=state, nuclei=c.nuclei,
                                        near_bone=name in ("osteoclast", "osteoblast"))
-        # the bone cells present at day 0 are part-way through their work: spread their
-        # resorption/formation credit over one voxel so they do not act in lockstep
-        model.apply_changes()
+
+    def placed(self, model) -> None:
+        """The bone cells present at day 0 are part-way through their work: spread their
+        resorption/formation credit over one voxel so they do not act in lockstep."""
+        if model.scenario.invitro is not None:
+            return
         cells = model.cells
         for name in ("osteoclast", "osteoblast"):
             s = cells.slots_of_type(TYPE_CODES[name])
-            cells.credit[s] = (model.rng_place.random(s.size)
-                               * model.lattice.voxel_volume_um3).astype(np.float32)
+            cells.bone_credit_um3[s] = (model.rng_place.random(s.size)
+                                        * model.lattice.voxel_volume_um3).astype(np.float32)
 
     def _seed_well(self, model) -> None:
         iv = model.scenario.invitro
@@ -102,10 +105,11 @@ class OsteoimmuneRules(GenericRules):
                                        state=np.full(n_treg, State.REGULATORY, np.uint32),
                                        near_bone=True)
 
-    def forcing(self, model, t_days: float, force: bool = False) -> None:
-        """Host state and vessel (or culture medium) concentrations, once per field step."""
-        if not force and model.tick % model.every_field != 0:
-            return
+    def forcing(self, model, t_days: float) -> None:
+        """Host state and vessel (or culture medium) concentrations (every field step)."""
+        self._update_host(model, t_days)
+
+    def _update_host(self, model, t_days: float) -> None:
         sc = model.scenario
         dt_field = sc.time.field_step_min / 1440.0
         self.host = host_state(sc.estrogen, sc.microbiota, sc.il2, t_days, dt_field)
@@ -197,47 +201,17 @@ class OsteoimmuneRules(GenericRules):
         cells.secretion[s] += sec[s] * conv
         cells.vmax[s] += vmax[s] * conv
 
-    def adjust_motility(self, model) -> None:
-        """Osteoclasts on bone stay attached (they resorb or wait there; Kikuta 2013);
-        only those off bone migrate (up the RANKL gradient) to find a surface. CXCR3+
-        Tregs climb the CXCL10 gradient instead of their type's chemotaxis, with a bias
-        ``cxcr3_chemotaxis_strength x c^2 / (c^2 + K^2)`` at their CXCL10 level ``c``
-        (receptors must be engaged to read a gradient)."""
-        c = model.cells
-        s = c.slots_of_type(TYPE_CODES["osteoclast"])
-        if s.size:
-            on = touches_bone(s, c.z, c.y, c.x, model.lattice.bone, np.zeros(s.size, np.uint8))
-            model._hop_prob[s[on.astype(bool)]] = 0.0
-        p = model.scenario.biology.tcell
-        k = p.cxcr3_chemotaxis_strength
-        if k > 0 and "CXCL10" in model.field_names:
-            t = c.slots_of_type(TYPE_CODES["tcell"])
-            want = np.uint32(State.REGULATORY | State.CXCR3)
-            sel = t[(c.state[t] & want) == want]
-            if sel.size:
-                fi = model.field_index("CXCL10")
-                groups = [(f, g[~np.isin(g, sel)]) for f, g in model._chemo_groups]
-                model._chemo_groups = [gr for gr in groups if gr[1].size] + [(fi, sel)]
-                cc = model.fields.c[fi][c.z[sel], c.y[sel], c.x[sel]].astype(np.float64)
-                r = (np.maximum(cc, 0.0) / p.cxcr3_k_pM) ** 2
-                model._chemo[sel] = (k * r / (1.0 + r)).astype(np.float32)
+    def adjust_motility(self, model, motility) -> None:
+        osteoclast.adjust_motility(model, motility)
+        tcell.adjust_motility(model, motility)
 
-    def remodel(self, model, dt_days: float) -> None:
-        cfg = model.scenario.cells
-        cells = model.cells
-        oc = cells.slots_of_type(TYPE_CODES["osteoclast"])
-        if oc.size:
-            res = (cells.state[oc] & np.uint32(State.RESORBING)) != 0
-            oc = oc[res]
-            rate = cfg.osteoclast.resorption_um3_per_day_per_nucleus
-            cells.credit[oc] += np.float32(rate * dt_days) * cells.nuclei[oc].astype(np.float32)
-        ob = cells.slots_of_type(TYPE_CODES["osteoblast"])
-        if ob.size:
-            rate = cfg.osteoblast.apposition_um_per_day * model.lattice.voxel_um ** 2
-            cells.credit[ob] += np.float32(rate * dt_days)
+    def remodel(self, model, dt_days: float) -> BoneWork:
+        oc, oc_um3 = osteoclast.resorption(model, dt_days)
+        ob, ob_um3 = osteoblast.formation(model, dt_days)
+        return BoneWork(oc, oc_um3, ob, ob_um3)
 
-    def readouts(self, model, out: dict) -> None:
-        out.update(biology_readouts(model, self))
+    def readouts(self, model) -> dict[str, float]:
+        return biology_readouts(model)
 
 
 def _target_slots(ctx: Ctx, target: str) -> np.ndarray:

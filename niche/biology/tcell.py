@@ -1,12 +1,12 @@
 """T cells: effector CD4 (TNF+ / IL-17+) and regulatory T cells (Tregs).
 
-What they sense and do (parameters: :class:`~niche.biology.params.TCellParams`):
+What they sense and do (parameters: :class:`~niche.scenario.biology.TCellParams`):
 
 - **Entry** at vessels. Effector entry rises with the gut Th17 priming drive (Li 2016),
   and the TNF+ / IL-17+ fractions of entering effectors rise with it (Roggia 2001: more
   TNF+ T cells after OVX, the same TNF per cell). The Treg share of entry depends on
   estrogen (Polanczyk 2004) and on blood butyrate (Tyagi 2018); Treg entry scales with
-  the systemic Treg pool that IL-2 therapy expands (``niche.host.il2_treg_pool_fold``).
+  the systemic Treg pool that IL-2 therapy expands (``niche.scenario.host.il2_treg_pool_fold``).
 - **Tregs** consume IL-2 through saturable high-affinity receptors (Thurley 2015) and,
   with their IL-2 signal ``IL2 / (IL2 + K_treg)``, divide (faster with estrogen,
   Polanczyk 2004) and acquire CXCR3 (seed 004);
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cells import TYPE_CODES, State
+from ..core.cells import TYPE_CODES, State
 from .context import Ctx, add_rate, occupancy
 
 __all__ = ["influx", "decide", "rates", "treg_division_rate", "butyrate_signal"]
@@ -42,7 +42,7 @@ def treg_fraction(ctx: Ctx, butyrate_pM: float) -> float:
 def butyrate_signal(p, butyrate_pM):
     """Butyrate's signal on Tregs, ``b^h / (b^h + K^h)`` (``butyrate_k_pM``,
     ``butyrate_treg_hill``): the HDAC-inhibition that stabilises Foxp3 and induces Tregs
-    (Furusawa 2013, Arpaia 2013). ``p``: :class:`~niche.biology.params.TCellParams`."""
+    (Furusawa 2013, Arpaia 2013). ``p``: :class:`~niche.scenario.biology.TCellParams`."""
     b = np.maximum(butyrate_pM, 0.0) / p.butyrate_k_pM
     bh = b ** p.butyrate_treg_hill
     return bh / (1.0 + bh)
@@ -146,3 +146,22 @@ def rates(ctx: Ctx, sec, vmax, idx) -> None:
     if "treg_il2_uptake" not in ko:
         add_rate(vmax, idx, "IL2", s, np.where(reg, p.treg_il2_vmax_molecules_per_s, 0.0))
 
+
+
+def adjust_motility(model, motility) -> None:
+    """CXCR3+ Tregs climb the CXCL10 gradient instead of their type's chemotaxis, with a
+    bias ``cxcr3_chemotaxis_strength x c^2 / (c^2 + K^2)`` at their CXCL10 level ``c``
+    (receptors must be engaged to read a gradient; Koch 2009)."""
+    p = model.scenario.biology.tcell
+    k = p.cxcr3_chemotaxis_strength
+    if k <= 0 or "CXCL10" not in model.field_names:
+        return
+    c = model.cells
+    t = c.slots_of_type(TYPE_CODES["tcell"])
+    want = np.uint32(State.REGULATORY | State.CXCR3)
+    sel = t[(c.state[t] & want) == want]
+    if sel.size:
+        fi = model.field_index("CXCL10")
+        cc = model.fields.c[fi][c.z[sel], c.y[sel], c.x[sel]].astype(np.float64)
+        r = (np.maximum(cc, 0.0) / p.cxcr3_k_pM) ** 2
+        motility.follow(sel, fi, k * r / (1.0 + r))

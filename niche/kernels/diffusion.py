@@ -1,7 +1,7 @@
 """Numba kernels for multi-substrate reaction-diffusion on a 3D voxel lattice.
 
 Pure array functions; nothing here imports the rest of ``niche``.  The
-orchestrating class is :class:`niche.fields.FieldSolver`.
+orchestrating class is :class:`niche.core.fields.FieldSolver`.
 
 Layout
 ------

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cells import TYPE_NAMES, State
-from .base import Rules
+from .cells import TYPE_NAMES, State
+from .remodel import BoneWork
+from .rules import Rules
 
-__all__ = ["GenericRules"]
+__all__ = ["GenericRules", "resorption_um3", "formation_um3"]
 
 
 class GenericRules(Rules):
@@ -47,9 +48,9 @@ class GenericRules(Rules):
         cells = model.cells
         s = cells.alive_slots()
         t = cells.type[s]
-        cells.secretion[s] = model.params.secretion[t]
-        cells.uptake[s] = model.params.uptake[t]
-        cells.vmax[s] = model.params.vmax[t]
+        cells.secretion[s] = model.tables.secretion[t]
+        cells.uptake[s] = model.tables.uptake[t]
+        cells.vmax[s] = model.tables.vmax[t]
 
     def decide(self, model, dt_days: float) -> None:
         cfg = model.scenario.cells
@@ -75,14 +76,22 @@ class GenericRules(Rules):
                     model.changes.birth_random(code, n, state=self._birth_state(model, name, n),
                                                nuclei=c.nuclei, at_vessels=True)
 
-    def remodel(self, model, dt_days: float) -> None:
-        cfg = model.scenario.cells
-        cells = model.cells
-        oc = cells.slots_of_type(model.type_code("osteoclast"))
-        if oc.size:
-            rate = cfg.osteoclast.resorption_um3_per_day_per_nucleus
-            cells.credit[oc] += np.float32(rate * dt_days) * cells.nuclei[oc].astype(np.float32)
-        ob = cells.slots_of_type(model.type_code("osteoblast"))
-        if ob.size:
-            rate = cfg.osteoblast.apposition_um_per_day * model.lattice.voxel_um**2
-            cells.credit[ob] += np.float32(rate * dt_days)
+    def remodel(self, model, dt_days: float) -> BoneWork:
+        oc = model.cells.slots_of_type(model.type_code("osteoclast"))
+        ob = model.cells.slots_of_type(model.type_code("osteoblast"))
+        return BoneWork(oc, resorption_um3(model, oc, dt_days), ob,
+                        formation_um3(model, ob, dt_days))
+
+
+def resorption_um3(model, slots: np.ndarray, dt_days: float) -> np.ndarray:
+    """Bone (um^3, float32) the osteoclasts in ``slots`` resorb in ``dt_days``:
+    ``resorption_um3_per_day_per_nucleus`` x nuclei."""
+    rate = model.scenario.cells.osteoclast.resorption_um3_per_day_per_nucleus
+    return np.float32(rate * dt_days) * model.cells.nuclei[slots].astype(np.float32)
+
+
+def formation_um3(model, slots: np.ndarray, dt_days: float) -> np.ndarray:
+    """Bone (um^3, float32) the osteoblasts in ``slots`` form in ``dt_days``:
+    ``apposition_um_per_day`` over one voxel face."""
+    rate = model.scenario.cells.osteoblast.apposition_um_per_day * model.lattice.voxel_um ** 2
+    return np.full(slots.size, np.float32(rate * dt_days), np.float32)

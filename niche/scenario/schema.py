@@ -18,15 +18,14 @@ from typing import Annotated, Any, Literal, Mapping, Sequence
 
 import tomli_w
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from .biology.params import BiologyParams, InVitroConfig, Perturbation
+from .base import Strict
+from .biology import BiologyParams, InVitroConfig, Perturbation
 from .host import EstrogenConfig, IL2Config, MicrobiotaConfig
 
 __all__ = [
@@ -56,11 +55,7 @@ class ConfigError(ValueError):
     """A scenario could not be read or is invalid; the message is one line."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-
-class RunConfig(_Strict):
+class RunConfig(Strict):
     """Length of the run, seed and output cadence."""
 
     days: Pos = 7.0
@@ -68,7 +63,7 @@ class RunConfig(_Strict):
     frame_interval_days: Pos = 1.0
 
 
-class DomainConfig(_Strict):
+class DomainConfig(Strict):
     """The voxel lattice: shape (z, y, x) in voxels and the voxel edge length."""
 
     shape_voxels: tuple[
@@ -79,7 +74,7 @@ class DomainConfig(_Strict):
     voxel_um: Annotated[float, Field(ge=1.0, le=100.0)] = 10.0
 
 
-class BoneConfig(_Strict):
+class BoneConfig(Strict):
     """Synthetic trabecular bone: plates around the zero set of a smooth random field.
 
     ``bv_tv`` is met exactly (to one voxel); ``tb_th_um`` sets the plate thickness; the
@@ -90,14 +85,14 @@ class BoneConfig(_Strict):
     tb_th_um: Annotated[float, Field(ge=10.0, le=500.0)] = 50.0
 
 
-class VesselConfig(_Strict):
+class VesselConfig(Strict):
     """Sinusoidal vessels: straight tubes through the marrow (entry/exit and supply)."""
 
     count: Annotated[int, Field(ge=0, le=1000)] = 4
     radius_um: Annotated[float, Field(gt=0.0, le=100.0)] = 10.0
 
 
-class TimeConfig(_Strict):
+class TimeConfig(Strict):
     """Multi-rate stepping. Every step is a whole multiple of ``move_step_min``."""
 
     move_step_min: Pos = 2.0
@@ -118,7 +113,7 @@ class TimeConfig(_Strict):
         return self
 
 
-class FieldConfig(_Strict):
+class FieldConfig(Strict):
     """One diffusing substrate. Concentrations are in ``units`` (pM by default)."""
 
     units: Literal["pM"] = "pM"
@@ -134,7 +129,7 @@ class FieldConfig(_Strict):
         return 0.0 if self.half_life_min is None else math.log(2.0) / (60.0 * self.half_life_min)
 
 
-class CellTypeConfig(_Strict):
+class CellTypeConfig(Strict):
     """Parameters of one cell type shared by the engine's generic rules."""
 
     initial_per_mm3: NonNeg = 0.0
@@ -155,7 +150,7 @@ class CellTypeConfig(_Strict):
     source: str = ""
 
 
-class CellsConfig(_Strict):
+class CellsConfig(Strict):
     tcell: CellTypeConfig = CellTypeConfig()
     ilc2: CellTypeConfig = CellTypeConfig()
     monocyte: CellTypeConfig = CellTypeConfig()
@@ -163,7 +158,7 @@ class CellsConfig(_Strict):
     osteoblast: CellTypeConfig = CellTypeConfig()
 
 
-class OutputConfig(_Strict):
+class OutputConfig(Strict):
     """What goes into the run file."""
 
     fields: list[str] | Literal["all"] = "all"
@@ -173,11 +168,11 @@ class OutputConfig(_Strict):
     xdmf: bool = True
 
 
-class SolverConfig(_Strict):
+class SolverConfig(Strict):
     dtype: Literal["float32", "float64"] = "float32"
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     """A validated, frozen scenario.
 
     ``rules`` picks the rule set: ``osteoimmune`` (the biology, :mod:`niche.biology`) or
@@ -254,7 +249,7 @@ class Scenario(_Strict):
 # ----------------------------------------------------------------------------- loading
 
 def _repo_scenarios_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "scenarios"
+    return Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def find_scenario(name_or_path: str | Path) -> Path:

@@ -10,9 +10,11 @@ grows with their nuclei.
 Arrays (length = capacity unless noted):
     alive uint8, type int8 (see :data:`TYPE_CODES`), state uint32 (bit flags, see
     :class:`State`), z/y/x int32, dirz/diry/dirx float32 (unit direction), age_days float32,
-    nuclei int16, cell_id int64 (stable over differentiation), credit float32 (bone
-    resorbed/formed but not yet a whole voxel, um^3), secretion/uptake/vmax (capacity, S)
-    float32 per-cell rates (molecules/s, 1/s, molecules/s).
+    nuclei int16, cell_id int64 (stable over differentiation), bone_credit_um3 float32
+    (osteoclasts and osteoblasts: bone resorbed/formed but not yet a whole voxel, um^3),
+    committed_days float32 (committed osteoclast precursors: days since commitment),
+    secretion/uptake/vmax (capacity, S) float32 per-cell rates (molecules/s, 1/s,
+    molecules/s).
 """
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ import enum
 
 import numpy as np
 
+from ..scenario import CELL_TYPES
+
 __all__ = ["CellStore", "State", "TYPE_CODES", "TYPE_NAMES"]
 
-TYPE_NAMES: tuple[str, ...] = ("tcell", "ilc2", "monocyte", "osteoclast", "osteoblast")
+#: cell-type names in the order of their integer codes (the scenario's ``[cells.*]`` keys)
+TYPE_NAMES: tuple[str, ...] = CELL_TYPES
 TYPE_CODES: dict[str, int] = {n: i for i, n in enumerate(TYPE_NAMES)}
 
 
@@ -38,7 +43,7 @@ class State(enum.IntFlag):
     CGRP_PRODUCER = 1 << 5  # ILC2: CGRP+
     PRE_OSTEOCLAST = 1 << 6  # monocyte committed to the osteoclast lineage
     RESORBING = 1 << 7      # osteoclast: static, resorbing (else moving)
-    ACTIVE = 1 << 8         # osteoblast: forming bone
+    # bit 8 is unused (it was an osteoblast flag that nothing set)
     IFN_PROGRAM = 1 << 9    # monocyte: IL-2 triggered STAT1-IRF1 programme
     WNT10B_PRODUCER = 1 << 10  # CD8 T cell making Wnt10b (Treg-driven)
     CD8 = 1 << 11           # T cell: CD8+ (non-regulatory; the Wnt10b producers)
@@ -57,7 +62,8 @@ _SCALAR_COLUMNS: dict[str, tuple[type, object]] = {
     "age_days": (np.float32, 0.0),
     "nuclei": (np.int16, 0),
     "cell_id": (np.int64, -1),
-    "credit": (np.float32, 0.0),
+    "bone_credit_um3": (np.float32, 0.0),
+    "committed_days": (np.float32, 0.0),
 }
 _RATE_COLUMNS = ("secretion", "uptake", "vmax")
 
@@ -142,7 +148,8 @@ class CellStore:
         self.z[slots], self.y[slots], self.x[slots] = z, y, x
         self.age_days[slots] = 0.0
         self.nuclei[slots] = np.broadcast_to(np.asarray(nuclei, np.int16), n)
-        self.credit[slots] = 0.0
+        self.bone_credit_um3[slots] = 0.0
+        self.committed_days[slots] = 0.0
         self.cell_id[slots] = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
         self._next_id += n
         if direction is not None:
@@ -171,9 +178,11 @@ class CellStore:
         self.z[slots] = self.y[slots] = self.x[slots] = -1
 
     def set_type(self, slots, type_code, state=None) -> None:
-        """Differentiate cells in place (slot, position and ``cell_id`` are kept)."""
+        """Differentiate cells in place (slot, position and ``cell_id`` are kept; the
+        precursor's ``committed_days`` end)."""
         slots = np.asarray(slots, np.int64)
         self.type[slots] = type_code
+        self.committed_days[slots] = 0.0
         if state is not None:
             self.state[slots] = state
 

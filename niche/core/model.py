@@ -1,13 +1,15 @@
-"""NicheModel: the mesa.Model that owns the lattice, the fields and the cell arrays.
+"""The engine's mesa.Model: the lattice, the fields, the cell arrays and the schedule.
 
-One call to :meth:`NicheModel.step` advances one movement tick (``time.move_step_min``).
+:class:`Model` knows no biology: a rule set (:class:`~niche.core.rules.Rules`) is
+injected, and the runner (:mod:`niche.runner`) chooses it from the scenario. One call to
+:meth:`Model.step` advances one movement tick (``time.move_step_min``).
 Slower processes run on whole multiples of that tick, in this order within a tick:
 
     forcing -> decisions (sense, decide, apply births/deaths/fusion/differentiation)
     -> per-cell rates -> secretion/uptake + diffusion/decay solve -> movement
     -> bone remodelling -> observers (readouts, run file, progress)
 
-Arrays are the truth; ``mesa.Agent`` handles (see :mod:`niche.agents`) are kept in sync in
+Arrays are the truth; ``mesa.Agent`` handles (see :mod:`niche.core.agents`) are kept in sync in
 one batch per decision step. All randomness comes from the seed: numpy Generators spawned
 from it for Python-level draws, and counter-based streams inside kernels.
 """
@@ -16,22 +18,24 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any
 
 import mesa
 import numpy as np
 
+from ..scenario import ConfigError, Scenario, load_scenario
 from .agents import AGENT_CLASSES, Cell
 from .cells import TYPE_CODES, TYPE_NAMES, CellStore, State
-from .config import Scenario, load_scenario
+from .changes import ChangeSet
 from .fields import FieldSolver
-from .kernels import bone as bone_k
-from .kernels import motility as mot_k
-from .lattice import Lattice, face_neighbour_any, plate_morphometry
-from .rules import GenericRules, Rules
+from .lattice import Lattice, face_neighbour_any
+from .morphometry import trabecular_morphometry
+from .motility import Motility
+from .observers import Observer
+from .remodel import bone_step
+from .rules import Rules
+from .generic_rules import GenericRules
 
-__all__ = ["NicheModel", "ChangeSet", "Observer"]
+__all__ = ["Model", "TypeTables", "molecules_to_pM"]
 
 AVOGADRO = 6.02214076e23
 
@@ -42,52 +46,7 @@ def molecules_to_pM(voxel_volume_um3: float) -> float:
     return 1e12 / (AVOGADRO * litres)
 
 
-class Observer:
-    """Something that watches a model: readouts, the run-file writer, progress bars."""
-
-    def on_start(self, model: "NicheModel") -> None: ...
-
-    def on_frame(self, model: "NicheModel") -> None: ...
-
-    def on_tick(self, model: "NicheModel") -> None: ...
-
-    def on_end(self, model: "NicheModel") -> None: ...
-
-
-@dataclass
-class ChangeSet:
-    """Births, deaths, differentiation and fusion queued during a decision step."""
-
-    births: list[dict[str, Any]] = field(default_factory=list)
-    deaths: list[np.ndarray] = field(default_factory=list)
-    differentiations: list[tuple[np.ndarray, int, Any]] = field(default_factory=list)
-    fusions: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
-
-    def birth_at(self, type_code: int, z, y, x, state=0, nuclei=1) -> None:
-        """Add cells at given voxels (skipped where the voxel is taken or a wall)."""
-        self.births.append(dict(kind="at", type=int(type_code), z=np.asarray(z), y=np.asarray(y),
-                                x=np.asarray(x), state=state, nuclei=nuclei))
-
-    def birth_random(self, type_code: int, n: int, state=0, nuclei=1,
-                     near_bone: bool = False, at_vessels: bool = False) -> None:
-        """Add ``n`` cells at random free voxels (marrow, bone surface, or vessel entries)."""
-        self.births.append(dict(kind="random", type=int(type_code), n=int(n), state=state,
-                                nuclei=nuclei, near_bone=near_bone, at_vessels=at_vessels))
-
-    def die(self, slots) -> None:
-        self.deaths.append(np.asarray(slots, np.int64))
-
-    def differentiate(self, slots, new_type: int, new_state=None) -> None:
-        self.differentiations.append((np.asarray(slots, np.int64), int(new_type), new_state))
-
-    def fuse(self, absorbed, into) -> None:
-        self.fusions.append((np.asarray(absorbed, np.int64), np.asarray(into, np.int64)))
-
-    def __bool__(self) -> bool:
-        return bool(self.births or self.deaths or self.differentiations or self.fusions)
-
-
-class _TypeParams:
+class TypeTables:
     """Per-type lookup tables built from the scenario (index = type code)."""
 
     def __init__(self, sc: Scenario, voxel_um: float):
@@ -117,20 +76,24 @@ class _TypeParams:
                 self.chemo_field[code] = names.index(c.chemotaxis_field)
 
 
-class NicheModel(mesa.Model):
-    """The bone-marrow niche on a 3D lattice.
+class Model(mesa.Model):
+    """The bone-marrow niche on a 3D lattice, stepped on a multi-rate schedule.
 
     Args:
-        scenario: a validated :class:`~niche.config.Scenario`, a path or a scenario name.
+        scenario: a validated :class:`~niche.scenario.Scenario`, a path or a scenario name.
         seed: overrides ``run.seed``.
-        rules: the rule set (default :class:`~niche.rules.GenericRules`).
+        rules: the rule set. Default: :class:`~niche.core.generic_rules.GenericRules`,
+            allowed only for scenarios with ``rules = "generic"``; the osteoimmune
+            biology is chosen by :class:`niche.NicheModel` (:mod:`niche.runner`).
         observers: objects with ``on_start/on_frame/on_tick/on_end`` hooks.
 
     Attributes:
         lattice: geometry (``bone``, ``vessel`` masks).
-        fields: the :class:`~niche.fields.FieldSolver`; ``fields.c`` is (S, Z, Y, X).
-        cells: the :class:`~niche.cells.CellStore`.
-        changes: the :class:`ChangeSet` being filled during a decision step.
+        fields: the :class:`~niche.core.fields.FieldSolver`; ``fields.c`` is (S, Z, Y, X).
+        cells: the :class:`~niche.core.cells.CellStore`.
+        changes: the :class:`~niche.core.changes.ChangeSet` being filled during a step.
+        motility: the :class:`~niche.core.motility.Motility` of this decision interval.
+        morphometry: the bone morphometry of the last frame (BoneJ definitions).
         t_min: simulated time in minutes.
     """
 
@@ -141,6 +104,12 @@ class NicheModel(mesa.Model):
         if seed is not None:
             scenario = scenario.model_copy(update={"run": scenario.run.model_copy(
                 update={"seed": int(seed)})})
+        if rules is None:
+            if scenario.rules != "generic":
+                raise ConfigError(
+                    f"scenario {scenario.name!r} uses rules {scenario.rules!r}: build it with "
+                    "niche.NicheModel (which chooses the rule set) or pass rules=")
+            rules = GenericRules()
         self.scenario = scenario
         self.seed = int(scenario.run.seed)
         super().__init__(seed=self.seed)
@@ -166,9 +135,8 @@ class NicheModel(mesa.Model):
 
         d = scenario.domain
         if scenario.invitro is not None:
-            from .biology.invitro import well_lattice
-
-            self.lattice = well_lattice(d.shape_voxels, d.voxel_um, scenario.invitro)
+            self.lattice = Lattice.well(d.shape_voxels, d.voxel_um,
+                                        scenario.invitro.bone_slice_um)
         else:
             self.lattice = Lattice.generate(d.shape_voxels, d.voxel_um, scenario.bone,
                                             scenario.vessels, self.rng_geometry)
@@ -177,7 +145,7 @@ class NicheModel(mesa.Model):
         self._entry = self.lattice.entry_voxels()
         self._entry_mask = np.zeros(int(np.prod(self.lattice.shape)), bool)
         self._entry_mask[self._entry] = True
-        self.params = _TypeParams(scenario, d.voxel_um)
+        self.tables = TypeTables(scenario, d.voxel_um)
         #: pM in one voxel per molecule per second -> (pM/s per molecules/s)
         self.molecules_to_pM = molecules_to_pM(d.voxel_um**3)
 
@@ -207,29 +175,24 @@ class NicheModel(mesa.Model):
         self.cells = CellStore(d.shape_voxels, len(names), capacity=1024)
         self._handles: dict[int, Cell] = {}
         self.changes = ChangeSet()
-        if rules is None:
-            if scenario.rules == "osteoimmune":
-                from .biology import OsteoimmuneRules
-
-                rules = OsteoimmuneRules()
-            else:
-                rules = GenericRules()
         self.rules: Rules = rules
-        self.observers = list(observers)
+        self.observers: list[Observer] = list(observers)
         self.bone_resorbed_voxels = 0
         self.bone_formed_voxels = 0
         #: osteoblasts walled into the matrix (osteocytes; see kernels.bone.form)
         self.osteoblasts_embedded = 0
-        self._embed_faces = np.int64(bone_k.EMBED_FACES)
-        self._resorbed_since_frame = 0
-        self._formed_since_frame = 0
+        #: voxels resorbed / formed since the last frame
+        self.resorbed_since_frame = 0
+        self.formed_since_frame = 0
         self._last_frame_tick = 0
         self.frame_readouts: dict[str, float] = {}
+        self.morphometry: dict[str, float] = {}
         #: wall seconds spent per phase (rules, handles, fields, movement, bone, observers)
         self.timings: defaultdict[str, float] = defaultdict(float)
 
         self.rules.initialise(self)
         self.apply_changes()
+        self.rules.placed(self)
         self.rules.set_rates(self)
         self._update_motility()
         self._started = False
@@ -246,6 +209,11 @@ class NicheModel(mesa.Model):
     @property
     def t_days(self) -> float:
         return self.t_min / 1440.0
+
+    @property
+    def days_since_frame(self) -> float:
+        """Simulated days since the last frame (at least one tick)."""
+        return max(self.tick - self._last_frame_tick, 1) * self.dt_move_min / 1440.0
 
     def handle(self, slot: int) -> Cell:
         """The Mesa agent of a slot."""
@@ -268,6 +236,13 @@ class NicheModel(mesa.Model):
         c = self.fields.c[self.field_index(name)]
         return c[self.cells.z[slots], self.cells.y[slots], self.cells.x[slots]]
 
+    def record_remodelling(self, resorbed: int = 0, formed: int = 0) -> None:
+        """Count voxels resorbed and formed (totals and since the last frame)."""
+        self.bone_resorbed_voxels += resorbed
+        self.resorbed_since_frame += resorbed
+        self.bone_formed_voxels += formed
+        self.formed_since_frame += formed
+
     # ----------------------------------------------------------------- changes
     def _free_candidates(self, kind: dict) -> np.ndarray:
         free = (self.wall.ravel() == 0) & (self.cells.occ.ravel() == 0)
@@ -280,19 +255,24 @@ class NicheModel(mesa.Model):
             cand = np.flatnonzero(free)
         return cand
 
+    def _drop_handles(self, slots) -> None:
+        for s in slots:
+            self._handles.pop(int(s)).remove()
+
+    def remove_cells(self, slots: np.ndarray) -> None:
+        """Remove living cells now, arrays and Mesa handles together."""
+        self._drop_handles(slots)
+        self.cells.remove(slots)
+
     def apply_changes(self) -> None:
         """Apply the queued :class:`ChangeSet` to the arrays and the Mesa handles."""
         ch, cells = self.changes, self.cells
         for absorbed, into in ch.fusions:
-            for s in absorbed:
-                self._handles.pop(int(s)).remove()
+            self._drop_handles(absorbed)
             cells.fuse(absorbed, into)
         if ch.deaths:
             dead = np.unique(np.concatenate(ch.deaths))
-            dead = dead[cells.alive[dead] == 1]
-            for s in dead:
-                self._handles.pop(int(s)).remove()
-            cells.remove(dead)
+            self.remove_cells(dead[cells.alive[dead] == 1])
         for slots, new_type, new_state in ch.differentiations:
             slots = slots[cells.alive[slots] == 1]
             cells.set_type(slots, new_type, new_state)
@@ -343,79 +323,21 @@ class NicheModel(mesa.Model):
         f.step(1)
 
     def _update_motility(self) -> None:
-        """Per-cell motility arrays from the type tables (after every decision step)."""
-        cells, p = self.cells, self.params
-        cap = cells.capacity
-        s = cells.alive_slots()
-        t = cells.type[s]
-        hop = p.speed_vox_per_min[t] * self.dt_move_min
-        self._n_sub = max(1, int(math.ceil(hop.max() - 1e-12))) if s.size else 1
-        self._hop_prob = np.zeros(cap, np.float32)
-        self._hop_prob[s] = (hop / self._n_sub).astype(np.float32)
-        self._persistence = np.zeros(cap, np.float32)
-        self._persistence[s] = p.persistence[t]
-        self._chemo = np.zeros(cap, np.float32)
-        self._grad = np.zeros((3, cap), np.float32)
-        cf = p.chemo_field[t]
-        self._chemo_groups = [(int(fi), s[cf == fi]) for fi in np.unique(cf[cf >= 0])]
-        for _, sel in self._chemo_groups:
-            self._chemo[sel] = p.chemo_strength[cells.type[sel]]
-        adjust = getattr(self.rules, "adjust_motility", None)
-        if adjust is not None:
-            adjust(self)
+        """Per-cell motility from the type tables, then the rule set's adjustments."""
+        t = self.tables
+        self.motility = Motility(self.cells, t.speed_vox_per_min, t.persistence,
+                                 t.chemo_strength, t.chemo_field, self.dt_move_min)
+        self.rules.adjust_motility(self, self.motility)
 
     def _move_step(self) -> None:
-        cells = self.cells
-        if self._hop_prob.size != cells.capacity:
+        if self.motility.capacity != self.cells.capacity:
             self._update_motility()
-        if self.fields is not None:
-            for fi, sel in self._chemo_groups:
-                self.fields.gradient_into(fi, sel, cells.z, cells.y, cells.x, self._grad)
-        order = mot_k.shuffled_order(cells.alive, cells.cell_id, self.kernel_seed,
-                                     np.int64(self.tick))
-        for k in range(self._n_sub):
-            mot_k.move_cells(cells.z, cells.y, cells.x, cells.alive, cells.cell_id,
-                             cells.dirz, cells.diry, cells.dirx, self._hop_prob,
-                             self._persistence, self._chemo, self._grad[0], self._grad[1],
-                             self._grad[2], cells.occ, self.wall, self.kernel_seed,
-                             np.int64(self.tick), order, k)
+        self.motility.move(self.cells, self.fields, self.wall, self.kernel_seed, self.tick)
 
     def _bone_step(self, dt_days: float) -> None:
-        cells, lat = self.cells, self.lattice
-        self.rules.remodel(self, dt_days)
-        vv = np.float32(lat.voxel_volume_um3)
-        oc = cells.slots_of_type(TYPE_CODES["osteoclast"])
-        ob = cells.slots_of_type(TYPE_CODES["osteoblast"])
-        changed = False
-        if oc.size:
-            radius = np.zeros(cells.capacity, np.int64)
-            radius[oc] = 1 + cells.nuclei[oc].astype(np.int64) // 8
-            cap = int(np.floor(cells.credit[oc] / vv).sum())
-            out = np.empty(max(cap, 1), np.int64)
-            n = bone_k.resorb(lat.bone, lat.vessel, oc, cells.z, cells.y, cells.x, cells.credit,
-                              radius, vv, out)
-            if n:
-                self.wall.ravel()[out[:n]] = lat.vessel.ravel()[out[:n]]
-                self.bone_resorbed_voxels += n
-                self._resorbed_since_frame += n
-                changed = True
-        if ob.size:
-            cap = int(np.floor(cells.credit[ob] / vv).sum()) + ob.size
-            out = np.empty(max(cap, 1), np.int64)
-            emb = np.empty(ob.size, np.int64)
-            n, n_emb = bone_k.form(lat.bone, self.wall, cells.occ, ob, cells.z, cells.y,
-                                   cells.x, cells.credit, vv, self._embed_faces, out, emb)
-            if n_emb:  # osteoblasts walled into the matrix become osteocytes
-                for s in emb[:n_emb]:
-                    self._handles.pop(int(s)).remove()
-                cells.remove(emb[:n_emb])
-                self.osteoblasts_embedded += n_emb
-            if n:
-                self.bone_formed_voxels += n
-                self._formed_since_frame += n
-                changed = True
-        if changed and self.fields is not None:
-            self.fields.set_solid(lat.bone)
+        work = self.rules.remodel(self, dt_days)
+        if bone_step(self, work) and self.fields is not None:
+            self.fields.set_solid(self.lattice.bone)
 
     # ----------------------------------------------------------------- stepping
     def _notify(self, hook: str) -> None:
@@ -438,7 +360,8 @@ class NicheModel(mesa.Model):
         tick = self.tick
         dt_min = self.dt_move_min
         t0 = clock()
-        self.rules.forcing(self, self.t_days)
+        if tick % self.every_field == 0:
+            self.rules.forcing(self, self.t_days)
         if tick % self.every_decide == 0 and tick > 0:
             self.rules.decide(self, self.every_decide * dt_min / 1440.0)
             t1 = clock()
@@ -474,8 +397,8 @@ class NicheModel(mesa.Model):
         """Compute the frame's readouts, notify observers, start the next interval."""
         self.frame_readouts = self.readouts()
         self._notify("on_frame")
-        self._resorbed_since_frame = 0
-        self._formed_since_frame = 0
+        self.resorbed_since_frame = 0
+        self.formed_since_frame = 0
         self._last_frame_tick = self.tick
 
     def run(self, days: float | None = None) -> None:
@@ -489,26 +412,43 @@ class NicheModel(mesa.Model):
 
     # ----------------------------------------------------------------- readouts
     def readouts(self) -> dict[str, float]:
-        """Headline readouts of the current state (see docs/file-format.md for units)."""
+        """Readouts of the current state (names and units: docs/file-format.md).
+
+        The engine's own: ``t_days``; bone morphometry with BoneJ definitions
+        (:func:`~niche.core.morphometry.trabecular_morphometry`: ``bv_tv``, ``tb_th_um``,
+        ``tb_sp_um``, ``tb_n_per_mm``, ``bs_bv_per_mm``; a culture well's bone slice has
+        ``bv_tv`` only); cell counts per type and ``n_treg``; resorbed and formed volume per
+        day since the last frame; the marrow mean of each field. The rule set adds its own
+        (``Rules.readouts``), under names the engine does not use.
+        """
         lat, cells = self.lattice, self.cells
-        m = plate_morphometry(lat.bone, lat.voxel_um)
         out: dict[str, float] = {"t_days": self.t_days}
-        out.update({k: v for k, v in m.items()})
+        if lat.kind == "trabecular":
+            self.morphometry = trabecular_morphometry(lat.bone, lat.voxel_um)
+            out.update({k: self.morphometry[k] for k in MORPHOMETRY_READOUTS})
+        else:
+            self.morphometry = {"bv_tv": float(lat.bone.sum()) / lat.bone.size}
+            out["bv_tv"] = self.morphometry["bv_tv"]
         alive = cells.alive == 1
         for code, name in enumerate(TYPE_NAMES):
             out[f"n_{name}"] = float(np.count_nonzero(alive & (cells.type == code)))
         reg = alive & (cells.type == TYPE_CODES["tcell"]) & ((cells.state & State.REGULATORY) != 0)
         out["n_treg"] = float(np.count_nonzero(reg))
-        ticks = max(self.tick - self._last_frame_tick, 1)
-        days = ticks * self.dt_move_min / 1440.0
+        days = self.days_since_frame
         vv_mm3 = lat.voxel_volume_um3 * 1e-9
-        out["resorbed_mm3_per_day"] = self._resorbed_since_frame * vv_mm3 / days if self.tick else 0.0
-        out["formed_mm3_per_day"] = self._formed_since_frame * vv_mm3 / days if self.tick else 0.0
+        out["resorbed_mm3_per_day"] = self.resorbed_since_frame * vv_mm3 / days if self.tick else 0.0
+        out["formed_mm3_per_day"] = self.formed_since_frame * vv_mm3 / days if self.tick else 0.0
         if self.fields is not None:
             marrow = lat.bone == 0
             for i, n in enumerate(self.field_names):
                 out[f"mean_{n}_pM"] = float(self.fields.c[i][marrow].astype(np.float64).mean())
-        extra = getattr(self.rules, "readouts", None)
-        if extra is not None:
-            extra(self, out)
+        extra = self.rules.readouts(self)
+        clash = sorted(set(extra) & set(out))
+        if clash:
+            raise ValueError(f"rule set readouts {clash} repeat names the engine computes")
+        out.update(extra)
         return out
+
+
+#: the morphometry keys the engine reports for trabecular bone (BoneJ definitions)
+MORPHOMETRY_READOUTS = ("bv_tv", "tb_th_um", "tb_sp_um", "tb_n_per_mm", "bs_bv_per_mm")

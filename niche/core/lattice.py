@@ -1,4 +1,4 @@
-"""The voxel lattice: trabecular bone, sinusoidal vessels and simple bone morphometry.
+"""The voxel lattice: trabecular bone and sinusoidal vessels, or a culture well.
 
 Arrays are (Z, Y, X), C order. ``bone`` is a uint8 mask (1 = mineralised bone),
 ``vessel`` a uint8 mask of vessel lumen (never bone, never occupied by tissue cells).
@@ -13,12 +13,13 @@ quantile threshold makes BV/TV exact to one voxel. All randomness comes from the
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["Lattice", "generate_bone", "generate_vessels", "bone_surface", "face_neighbour_any",
-           "plate_morphometry"]
+           "marrow_face_count"]
 
 
 def _smooth_field(shape, ell_vox: float, noise: np.ndarray) -> np.ndarray:
@@ -139,32 +140,6 @@ def marrow_face_count(bone: np.ndarray) -> int:
     return int(sum(np.abs(np.diff(b, axis=ax)).sum() for ax in range(3)))
 
 
-#: Mean ratio of voxel-face area to true area for an isotropic surface (Cauchy: 3/2).
-FACE_AREA_BIAS = 1.5
-
-
-def plate_morphometry(bone: np.ndarray, voxel_um: float) -> dict[str, float]:
-    """Quick morphometry under the parallel-plate model (Parfitt 1983).
-
-    BS is the voxel-face area divided by 3/2 (the mean overestimate of face counting for
-    isotropic surfaces); Tb.Th = 2 BV/BS, Tb.N = (BV/TV)/Tb.Th, Tb.Sp = 1/Tb.N - Tb.Th.
-    Local-thickness morphometry (BoneJ definitions) lives with the readouts.
-    """
-    n = bone.size
-    bv = float(bone.sum())
-    bv_tv = bv / n
-    bs = marrow_face_count(bone) / FACE_AREA_BIAS * voxel_um**2
-    out = {"bv_tv": bv_tv, "bs_bv_per_um": float("nan"), "tb_th_um": float("nan"),
-           "tb_n_per_mm": float("nan"), "tb_sp_um": float("nan")}
-    if bv > 0 and bs > 0:
-        bv_um3 = bv * voxel_um**3
-        tb_th = 2.0 * bv_um3 / bs
-        tb_n = bv_tv / tb_th
-        out.update(bs_bv_per_um=bs / bv_um3, tb_th_um=tb_th, tb_n_per_mm=tb_n * 1000.0,
-                   tb_sp_um=1.0 / tb_n - tb_th)
-    return out
-
-
 @dataclass
 class Lattice:
     """The static and remodelling geometry of one run."""
@@ -173,6 +148,8 @@ class Lattice:
     voxel_um: float
     bone: np.ndarray
     vessel: np.ndarray
+    #: ``"trabecular"`` (marrow around trabeculae) or ``"well"`` (a culture well)
+    kind: str = "trabecular"
 
     @property
     def voxel_volume_um3(self) -> float:
@@ -201,3 +178,20 @@ class Lattice:
         vessel = generate_vessels(shape, voxel_um, vessel_cfg.count, vessel_cfg.radius_um, rng)
         bone[vessel.astype(bool)] = 0
         return cls(shape=shape, voxel_um=float(voxel_um), bone=bone, vessel=vessel)
+
+    @classmethod
+    def well(cls, shape, voxel_um: float, bone_slice_um: float) -> "Lattice":
+        """A culture well: a bone (dentine) slice of ``bone_slice_um`` at the bottom
+        (resorption pits are read from it), medium above, and the top voxel layer held at
+        the medium concentrations (the well-mixed bulk medium) through the same Dirichlet
+        mechanism as vessels in vivo."""
+        shape = tuple(int(s) for s in shape)
+        nb = max(1, int(math.ceil(bone_slice_um / voxel_um - 1e-9)))
+        if nb + 2 > shape[0]:
+            raise ValueError(f"domain.shape_voxels: a well needs height > {nb + 1} voxels "
+                             f"(bone slice {nb} + medium + reservoir), got {shape[0]}")
+        bone = np.zeros(shape, np.uint8)
+        bone[:nb] = 1
+        vessel = np.zeros(shape, np.uint8)
+        vessel[-1] = 1
+        return cls(shape=shape, voxel_um=float(voxel_um), bone=bone, vessel=vessel, kind="well")

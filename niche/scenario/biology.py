@@ -4,7 +4,7 @@ Each cell type's decision parameters live in one pydantic model (section
 ``[biology.<type>]`` of a scenario, every key overridable with ``--set``). A parameter is
 declared with :func:`param`, which records the unit and the source (a citation, or
 ``calibrated: how``) next to the value; ``docs/parameters.md`` is generated from these
-declarations (``python -m niche.biology.params > docs/parameters.md``) and a test keeps it
+declarations (``python -m niche.tools.paramdocs > docs/parameters.md``) and a test keeps it
 in sync.
 
 Signals are dimensionless occupancies ``c / (c + K)`` of a receptor with half-saturation
@@ -16,23 +16,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-__all__ = ["param", "BiologyParams", "Perturbation", "InVitroConfig", "parameter_rows",
-           "KNOCKOUTS"]
+from .base import Strict, param
 
-
-def param(value: Any, unit: str, source: str, description: str, **constraints) -> Any:
-    """A documented parameter: default ``value`` with ``unit`` and ``source``."""
-    return Field(default=value, description=description,
-                 json_schema_extra={"unit": unit, "source": source}, **constraints)
+__all__ = ["BiologyParams", "Perturbation", "InVitroConfig", "KNOCKOUTS"]
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TCellParams(_Params):
+class TCellParams(Strict):
     """Effector CD4 T cells (TNF / IL-17 producers) and regulatory T cells."""
 
     treg_fraction: float = param(
@@ -112,7 +103,7 @@ class TCellParams(_Params):
         "so at full priming non-regulatory T-cell entry rises by about half, as with the "
         "earlier 0.5 on all non-regulatory entry",
         "CD4 effector entry scales as 1 + gain * (priming - 1); priming = 1 in an intact "
-        "eubiotic mouse (niche.host)", ge=0)
+        "eubiotic mouse (niche.scenario.host)", ge=0)
     tnf_fraction: float = param(
         0.1, "1", "calibrated: a minority of marrow T cells make TNF in intact mice "
         "(Roggia 2001)", "TNF+ fraction of entering effectors at priming 1 (scales with "
@@ -161,7 +152,7 @@ class TCellParams(_Params):
         5.0, "molecules/s", "calibrated", "Wnt10b secretion per producing T cell", ge=0)
 
 
-class ILC2Params(_Params):
+class ILC2Params(Strict):
     """Group-2 innate lymphoid cells."""
 
     il2_k_pM: float = param(
@@ -192,7 +183,7 @@ class ILC2Params(_Params):
         ge=0)
 
 
-class MonocyteParams(_Params):
+class MonocyteParams(Strict):
     """Monocytes / osteoclast precursors."""
 
     mcsf_level: float = param(
@@ -296,7 +287,7 @@ class MonocyteParams(_Params):
         "mean life of a committed mononuclear precursor", gt=0)
 
 
-class OsteoclastParams(_Params):
+class OsteoclastParams(Strict):
     """Multinucleated osteoclasts."""
 
     apoptosis_per_day: float = param(
@@ -345,7 +336,7 @@ class OsteoclastParams(_Params):
         "Tang 2009 Nat Med)", "TGF-beta release while resorbing, per nucleus", ge=0)
 
 
-class OsteoblastParams(_Params):
+class OsteoblastParams(Strict):
     """Osteoblasts on the bone surface."""
 
     recruit_per_mm2_per_day: float = param(
@@ -446,7 +437,7 @@ class OsteoblastParams(_Params):
                              gt=0)
 
 
-class BiologyParams(_Params):
+class BiologyParams(Strict):
     """``[biology.*]``: decision parameters of the five cell types."""
 
     tcell: TCellParams = TCellParams()
@@ -472,7 +463,7 @@ _CELL_OR_STATE = Literal["tcell", "treg", "effector_tcell", "ilc2", "monocyte", 
                          "osteoblast"]
 
 
-class Perturbation(_Params):
+class Perturbation(Strict):
     """One ``[[perturbations]]`` entry: what the experimenter does to cells or pathways.
 
     - ``deplete``: remove ``target`` cells (a type, or ``treg``/``effector_tcell``) at
@@ -506,7 +497,7 @@ class Perturbation(_Params):
         return t_days >= self.day and (self.end_day is None or t_days < self.end_day)
 
 
-class InVitroConfig(_Params):
+class InVitroConfig(Strict):
     """``[invitro]``: a culture well instead of a marrow fragment.
 
     The domain becomes a well: ``domain.shape_voxels`` = (height, width, width); the top
@@ -532,74 +523,3 @@ class InVitroConfig(_Params):
                           "medium IL-2", ge=0)
     scfa_pM: float = param(0.0, "pM", "Lucas 2018 used 0.1-1 mM propionate/butyrate",
                            "medium SCFA", ge=0)
-
-
-def parameter_rows() -> list[dict[str, str]]:
-    """Every biology parameter as ``{section, name, value, unit, source, description}``."""
-    rows = []
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, f in model.model_fields.items():
-            ann = f.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                walk(ann, f"{prefix}.{name}")
-                continue
-            extra = f.json_schema_extra or {}
-            rows.append(dict(section=prefix, name=name, value=repr(f.default),
-                             unit=extra.get("unit", ""), source=extra.get("source", ""),
-                             description=f.description or ""))
-
-    walk(BiologyParams, "biology")
-    walk(InVitroConfig, "invitro")
-    return rows
-
-
-def parameters_markdown() -> str:
-    """``docs/parameters.md``: every biological parameter with unit and source."""
-    from ..config import load_scenario
-    from ..host import PARAMETERS as HOST
-
-    out = ["# Parameter table", "",
-           "Generated by `python -m niche.biology.params > docs/parameters.md` from the "
-           "declarations in `niche/biology/params.py`, `niche/host.py` and the base scenario "
-           "`scenarios/sham.toml`; a test keeps this file in sync. Every value is "
-           "overridable from a scenario or with `--set section.key=value`. 'calibrated' "
-           "says how a value was chosen where no measurement exists.", ""]
-
-    def table(title, rows):
-        out.extend([f"## {title}", "", "| key | value | unit | source | meaning |",
-                    "|---|---|---|---|---|"])
-        for r in rows:
-            cells = [r["name"], str(r["value"]), r["unit"], r["source"], r["description"]]
-            out.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-        out.append("")
-
-    by_section: dict[str, list] = {}
-    for r in parameter_rows():
-        by_section.setdefault(r["section"], []).append(r)
-    for sec, rows in by_section.items():
-        table(f"[{sec}]", rows)
-    table("Host factors ([estrogen], [microbiota], [il2]; niche.host)",
-          [dict(name=r["name"], value=r["value"], unit=r["unit"], source=r["source"],
-                description=r.get("description", "")) for r in HOST])
-    sc = load_scenario("sham")
-    rows = []
-    for n, f in sc.fields.items():
-        rows.append(dict(name=f"fields.{n}", value=f"D {f.diffusivity_um2_per_s} um^2/s, "
-                         f"t1/2 {f.half_life_min} min" + (f", Km {f.km_pM} pM" if f.km_pM else "")
-                         + (f", vessel {f.vessel_pM} pM" if f.vessel_pM is not None else ""),
-                         unit="", source=f.source, description="diffusing substrate"))
-    for ct in ("tcell", "ilc2", "monocyte", "osteoclast", "osteoblast"):
-        c = getattr(sc.cells, ct)
-        vals = {k: v for k, v in c.model_dump(exclude_none=True).items()
-                if k != "source" and v not in ({}, 0.0, 0, None)}
-        rows.append(dict(name=f"cells.{ct}", value=", ".join(f"{k}={v}" for k, v in vals.items()),
-                         unit="(in key names)", source=c.source,
-                         description="engine-level cell parameters; per-value citations are "
-                         "comments in scenarios/sham.toml"))
-    table("Fields and cell types (scenarios/sham.toml)", rows)
-    return "\n".join(out)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(parameters_markdown())

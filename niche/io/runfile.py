@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from . import __version__
-from .cells import TYPE_NAMES
+from ..core.cells import TYPE_NAMES
+from ..core.observers import Observer
+from ..provenance import __version__, library_versions
 
 __all__ = ["RunWriter", "RunFile", "RunFileError", "open_run", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -44,7 +44,7 @@ AGENT_COLUMNS: dict[str, str] = {
 _STORE_NAME = {"id": "cell_id"}
 
 READOUT_UNITS = {
-    "t_days": "day", "bv_tv": "1", "bs_bv_per_um": "1/um", "tb_th_um": "um",
+    "t_days": "day", "bv_tv": "1", "bs_bv_per_mm": "1/mm", "tb_th_um": "um",
     "tb_n_per_mm": "1/mm", "tb_sp_um": "um", "resorbed_mm3_per_day": "mm^3/day",
     "formed_mm3_per_day": "mm^3/day",
 }
@@ -52,19 +52,6 @@ READOUT_UNITS = {
 
 class RunFileError(ValueError):
     """A run file is missing, unreadable, truncated or not a niche run."""
-
-
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("numpy", "numba", "h5py", "mesa", "pydantic", "hdf5plugin"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:  # pragma: no cover
-            out[pkg] = "absent"
-    out["hdf5"] = h5py.version.hdf5_version
-    return out
 
 
 def _compression(kind: str) -> dict[str, Any]:
@@ -81,8 +68,8 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-class RunWriter:
-    """Observer that writes frames of a :class:`~niche.model.NicheModel` to HDF5.
+class RunWriter(Observer):
+    """Observer that writes frames of a :class:`~niche.core.model.Model` to HDF5.
 
     Args:
         path: target file.
@@ -281,7 +268,7 @@ class RunFile:
         """The resolved scenario, validated again."""
         import tomllib
 
-        from .config import validate_raw
+        from ..scenario import validate_raw
 
         return validate_raw(tomllib.loads(self.scenario_toml), repr(self.path.name))
 

@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from .base import Strict, param, parameter_rows
 
 __all__ = [
     "PARAMETERS",
@@ -72,41 +74,28 @@ _KONRAD1990 = "Konrad et al. 1990 Cancer Res 50:2009 (PMID 2317789)"
 _SCENARIO = "scenario default: intact, untreated, eubiotic mouse"
 
 
-def _f(default: Any, unit: str, source: str, doc: str, **constraints: Any) -> Any:
-    """A documented field: description, unit and source travel with the default."""
-    return Field(
-        default,
-        description=doc,
-        json_schema_extra={"unit": unit, "source": source},
-        **constraints,
-    )
-
-
 Day = Annotated[float, Field(allow_inf_nan=False)]
 
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # ============================================================================ estrogen
 
-class EstrogenConfig(_Frozen):
+class EstrogenConfig(Strict):
     """``[estrogen]``: ovariectomy and estradiol replacement."""
 
-    ovariectomy_day: Day | None = _f(
+    ovariectomy_day: Day | None = param(
         None, "day", _SCENARIO,
         "Day of ovariectomy (OVX); None = intact (sham). May be negative (before the run).")
-    replacement_day: Day | None = _f(
+    replacement_day: Day | None = param(
         None, "day", _SCENARIO,
         "Estradiol replacement from this day on (needs ovariectomy_day, and must be later); "
         "None = no replacement.")
-    replacement_level: float = _f(
+    replacement_level: float = param(
         1.0, "fraction of intact", "definition: 1 = replacement to the intact level",
         "Systemic estradiol reached under replacement, as a fraction of intact (total, "
         "residual included: a value below ovx_residual has no effect).",
         ge=0.0, le=1.0, allow_inf_nan=False)
-    washout_half_life_days: float = _f(
+    washout_half_life_days: float = param(
         0.5, "day",
         "calibrated: serum estradiol reaches OVX levels within ~1-3 days of OVX in mice "
         "(biology.md); t1/2 = 0.5 d completes 94 % of the fall in 2 days. The same "
@@ -115,7 +104,7 @@ class EstrogenConfig(_Frozen):
         "Half-life of the fall of systemic estradiol after OVX (and of its rise to the "
         "replacement level).",
         gt=0.0, allow_inf_nan=False)
-    ovx_residual: float = _f(
+    ovx_residual: float = param(
         0.1, "fraction of intact",
         "calibrated: extragonadal (adrenal, adipose aromatase) estradiol is small in mice; "
         "OVX serum E2 is commonly at or below assay detection; 10 % of intact is a "
@@ -171,9 +160,9 @@ def _estrogen_breaks(cfg: EstrogenConfig) -> list[float]:
 
 # ============================================================================ microbiota
 
-class _Timed(_Frozen):
-    start_day: Day = _f(0.0, "day", _SCENARIO, "First day of the intervention.")
-    end_day: Day | None = _f(
+class _Timed(Strict):
+    start_day: Day = param(0.0, "day", _SCENARIO, "First day of the intervention.")
+    end_day: Day | None = param(
         None, "day", _SCENARIO,
         "Day the intervention stops (exclusive); None = until the end of the run.")
 
@@ -192,11 +181,11 @@ class ProbioticIntervention(_Timed):
     """A probiotic (Li 2016: LGG or VSL#3 twice weekly; Britton 2014: L. reuteri)."""
 
     kind: Literal["probiotic"]
-    strain: Literal["LGG", "VSL3", "L_reuteri"] = _f(
+    strain: Literal["LGG", "VSL3", "L_reuteri"] = param(
         "LGG", "-", f"{_LI2016} (LGG, VSL#3); Britton et al. 2014 J Cell Physiol "
         "10.1002/jcp.24636 (L. reuteri)",
         "Strain (for the record; the effect is set by efficacy and butyrate_fold).")
-    efficacy: float = _f(
+    efficacy: float = param(
         0.9, "fraction",
         f"calibrated: {_LI2016}: LGG/VSL#3 blocked the OVX rise of gut permeability, "
         "marrow Th17/TNF and bone loss almost completely; Britton 2014: L. reuteri "
@@ -205,7 +194,7 @@ class ProbioticIntervention(_Timed):
         "multiplied by (1 - efficacy); dysbiosis and the Th17 priming excess follow with "
         "dysbiosis_tau_days.",
         ge=0.0, le=1.0, allow_inf_nan=False)
-    butyrate_fold: float = _f(
+    butyrate_fold: float = param(
         2.0, "fold",
         "calibrated: Tyagi et al. 2018 Immunity 10.1016/j.immuni.2018.10.013 (LGG raises "
         "gut and serum butyrate; its bone effect needs butyrate); magnitude assumed",
@@ -217,7 +206,7 @@ class PrebioticIntervention(_Timed):
     """A fermentable fibre (prebiotic), e.g. inulin or a high-fibre diet."""
 
     kind: Literal["prebiotic"]
-    scfa_fold: float = _f(
+    scfa_fold: float = param(
         1.5, "fold",
         "calibrated: Lucas et al. 2018 Nat Commun 10.1038/s41467-017-02490-4 (high-fibre "
         "diet raises SCFA and bone mass); magnitude assumed",
@@ -226,12 +215,12 @@ class PrebioticIntervention(_Timed):
         ge=1.0, allow_inf_nan=False)
 
 
-class FMTIntervention(_Frozen):
+class FMTIntervention(Strict):
     """Faecal microbiota transplantation: a one-time event at ``start_day``."""
 
     kind: Literal["fmt"]
-    start_day: Day = _f(0.0, "day", _SCENARIO, "Day of the transplant.")
-    donor: Literal["eubiotic", "dysbiotic"] = _f(
+    start_day: Day = param(0.0, "day", _SCENARIO, "Day of the transplant.")
+    donor: Literal["eubiotic", "dysbiotic"] = param(
         "eubiotic", "-", "seed review 000 (FMT as an intervention)",
         "Donor community: sets dysbiosis to 0 (eubiotic) or 1 (dysbiotic) at start_day and "
         "becomes the host's baseline community (a germ-free host is colonised); dysbiosis "
@@ -242,11 +231,11 @@ class SCFASupplementIntervention(_Timed):
     """Short-chain fatty acid in the drinking water (Lucas 2018; Tyagi 2018)."""
 
     kind: Literal["scfa_supplement"]
-    compound: Literal["propionate", "butyrate", "mix"] = _f(
+    compound: Literal["propionate", "butyrate", "mix"] = param(
         "butyrate", "-",
         "Lucas 2018 (C3, C4); Tyagi 2018 (butyrate)",
         "Supplemented acid; 'mix' = half the dose each of propionate and butyrate.")
-    dose_mM: float = _f(
+    dose_mM: float = param(
         150.0, "mM",
         "Lucas et al. 2018 Nat Commun 10.1038/s41467-017-02490-4 (150 mM C3 or C4 in "
         "drinking water); Tyagi 2018 used butyrate in drinking water",
@@ -262,47 +251,47 @@ Intervention = Annotated[
 _BASE_COMMUNITY = {"eubiotic": 0.0, "dysbiotic": 1.0}
 
 
-class MicrobiotaConfig(_Frozen):
+class MicrobiotaConfig(Strict):
     """``[microbiota]``: the gut community, its coupling to estrogen, and interventions."""
 
-    state: Literal["eubiotic", "dysbiotic", "germ_free"] = _f(
+    state: Literal["eubiotic", "dysbiotic", "germ_free"] = param(
         "eubiotic", "-", _SCENARIO,
         "Baseline community: eubiotic (dysbiosis 0), dysbiotic (1) or germ_free (none).")
-    dysbiosis_follows_estrogen: bool = _f(
+    dysbiosis_follows_estrogen: bool = param(
         True, "-",
         f"{_LI2016}: sex-steroid deficiency raises gut permeability and Th17 expansion; "
         "germ-free mice are spared",
         "Estrogen loss drives dysbiosis: target = b + (1 - b) * (1 - estrogen).")
-    dysbiosis_tau_days: float = _f(
+    dysbiosis_tau_days: float = param(
         7.0, "day",
         f"calibrated: {_LI2016} find the gut/marrow Th17-TNF changes established within "
         "4 weeks of sex-steroid deprivation; tau = 7 d reaches 98 % by day 28",
         "Time constant of first-order relaxation of dysbiosis toward its target.",
         gt=0.0, allow_inf_nan=False)
-    th17_priming_gain: float = _f(
+    th17_priming_gain: float = param(
         1.0, "-",
         "calibrated: OVX roughly doubles marrow TNF+ / Th17 T cells (Roggia et al. 2001 "
         f"PNAS 10.1073/pnas.251534698; {_LI2016}); priming = 1 + gain * dysbiosis",
         "Rise of the gut Th17/TNF priming drive at full dysbiosis, relative to eubiotic.",
         ge=0.0, allow_inf_nan=False)
-    germ_free_scfa_fold: float = _f(
+    germ_free_scfa_fold: float = param(
         0.05, "fold",
         "Hoverstad & Midtvedt 1986 J Nutr 10.1093/jn/116.9.1772: germ-free caecal SCFA "
         "~1 % of conventional, >90 % acetate (propionate/butyrate near-absent, diet-derived)",
         "Blood propionate + butyrate of a germ-free host, relative to eubiotic.",
         ge=0.0, le=1.0, allow_inf_nan=False)
-    dysbiosis_scfa_loss: float = _f(
+    dysbiosis_scfa_loss: float = param(
         0.3, "fraction",
         "calibrated: dysbiosis lowers SCFA producers (seed review 000); magnitude assumed",
         "Fractional fall of community SCFA production at full dysbiosis.",
         ge=0.0, le=1.0, allow_inf_nan=False)
-    butyrate_fraction_eubiotic: float = _f(
+    butyrate_fraction_eubiotic: float = param(
         0.45, "fraction",
         "calibrated: peripheral venous propionate ~5 uM and butyrate ~4 uM in humans "
         "(Cummings et al. 1987 Gut 10.1136/gut.28.10.1221), butyrate/(C3+C4) ~ 0.45",
         "Butyrate share of blood propionate + butyrate in a eubiotic host.",
         ge=0.0, le=1.0, allow_inf_nan=False)
-    supplement_gain_per_mM: float = _f(
+    supplement_gain_per_mM: float = param(
         2.0 / 150.0, "1/mM",
         "calibrated: assumed linear in dose (intake = concentration x ~4 ml water/day); "
         "150 mM (Lucas 2018) set to triple the blood level of the supplemented acid; no "
@@ -310,7 +299,7 @@ class MicrobiotaConfig(_Frozen):
         "Rise of the blood level of the supplemented acid per mM in the drinking water, as "
         "a fraction of that acid's eubiotic blood level.",
         ge=0.0, allow_inf_nan=False)
-    interventions: tuple[Intervention, ...] = _f(
+    interventions: tuple[Intervention, ...] = param(
         (), "-", _SCENARIO, "[[microbiota.interventions]] tables, each with a kind.")
 
 
@@ -423,28 +412,28 @@ def microbiota_drive(cfg: MicrobiotaConfig, estrogen_cfg: EstrogenConfig,
 
 # ============================================================================ IL-2
 
-class IL2Config(_Frozen):
+class IL2Config(Strict):
     """``[il2]``: an IL-2 dosing regimen and the pharmacokinetics of serum IL-2.
 
     Doses are given at ``start_day + n * interval_days`` for every ``n >= 0`` with
     ``n * interval_days < duration_days``.
     """
 
-    dose_iu: float = _f(
+    dose_iu: float = param(
         0.0, "IU", f"{_SCENARIO}; low dose in mice ~25,000 IU/day (Baeyens et al. 2013 "
         "Diabetes 10.2337/db13-0214; seed 004)",
         "IL-2 per injection.", ge=0.0, allow_inf_nan=False)
-    interval_days: float = _f(
+    interval_days: float = param(
         1.0, "day", "Baeyens 2013 (daily injections)", "Time between injections.",
         gt=0.0, allow_inf_nan=False)
-    start_day: Day = _f(0.0, "day", _SCENARIO, "Day of the first injection.")
-    duration_days: float = _f(
+    start_day: Day = param(0.0, "day", _SCENARIO, "Day of the first injection.")
+    duration_days: float = param(
         28.0, "day", "biology.md V7 (low-dose IL-2 for 4 weeks)",
         "Length of the regimen; injections fall in [start_day, start_day + duration_days).",
         ge=0.0, allow_inf_nan=False)
-    route: Literal["sc", "ip", "iv"] = _f(
+    route: Literal["sc", "ip", "iv"] = param(
         "ip", "-", "scenario default", "Route: sc/ip (first-order absorption) or iv (bolus).")
-    absorption_half_life_h: float = _f(
+    absorption_half_life_h: float = param(
         0.5, "h",
         "Choi et al. 1989 Korean J Immunol 11:169 (i.p. IL-2 in mice peaks at ~5 min and "
         "falls with t1/2 ~30 min; with 1.6-min elimination this is flip-flop kinetics, so "
@@ -453,31 +442,31 @@ class IL2Config(_Frozen):
         "above 10 IU/ml (40 pM) for 3.7 h (that paper's dose and unit not verified)",
         "Half-life of first-order absorption from the s.c./i.p. depot.",
         gt=0.0, allow_inf_nan=False)
-    elimination_half_life_min: float = _f(
+    elimination_half_life_min: float = param(
         1.6, "min", f"{_CHANG1984}: i.v. serum half-life 1.6 +/- 0.3 min",
         "Serum elimination half-life.", gt=0.0, allow_inf_nan=False)
-    bioavailability: float = _f(
+    bioavailability: float = param(
         0.3, "fraction",
         f"{_KONRAD1990}: ~30 % of i.m. IL-2 activity reaches the blood (human); assumed "
         "for mouse s.c./i.p.",
         "Fraction of an s.c./i.p. dose reaching the blood (i.v.: 1).",
         gt=0.0, le=1.0, allow_inf_nan=False)
-    distribution_volume_ml: float = _f(
+    distribution_volume_ml: float = param(
         1.0, "ml",
         "calibrated: plasma volume of a 25-g mouse = 25 g x 72 ml/kg blood (Diehl et al. "
         "2001 J Appl Toxicol 10.1002/jat.727) x (1 - haematocrit 0.45); after an i.v. "
         f"bolus serum IL-2 = dose / plasma volume ({_KONRAD1990})",
         "Volume of distribution of the one-compartment model.",
         gt=0.0, allow_inf_nan=False)
-    specific_activity_iu_per_mg: float = _f(
+    specific_activity_iu_per_mg: float = param(
         18e6 / 1.1, "IU/mg", "Proleukin (aldesleukin) label: 18e6 IU = 1.1 mg",
         "Specific activity used to convert IU to mass.", gt=0.0, allow_inf_nan=False)
-    molecular_weight_kDa: float = _f(
+    molecular_weight_kDa: float = param(
         15.3, "kDa",
         "Proleukin label: aldesleukin ~15,300 Da (natural glycosylated IL-2 15.5-16 kDa)",
         "Molar mass used to convert mass to moles.", gt=0.0, allow_inf_nan=False)
 
-    treg_expansion_max: float = _f(
+    treg_expansion_max: float = param(
         0.54, "1",
         "calibrated: low-dose IL-2 (25,000 IU/day) about doubles circulating and lymphoid "
         "Tregs in mice (Grinberg-Bleyer 2010 J Exp Med 207:1871; Tang 2008 Immunity 28:687); "
@@ -486,12 +475,12 @@ class IL2Config(_Frozen):
         "Largest rise of the systemic Treg pool one injection can cause (fold - 1, added "
         "per dose and decaying), reached at a bioavailable dose >> the half dose.",
         ge=0.0, allow_inf_nan=False)
-    treg_expansion_half_dose_iu: float = _f(
+    treg_expansion_half_dose_iu: float = param(
         15000.0, "IU", "calibrated: IL-2R alpha-beta-gamma saturates near 10 U/ml serum (Kd "
         "~10 pM; Busse 2010 PNAS), reached for hours by 1e4-1e5 IU doses",
         "Bioavailable dose (dose x bioavailability; i.v. 1) giving half the largest "
         "per-dose Treg expansion.", gt=0.0, allow_inf_nan=False)
-    treg_expansion_decay_days: float = _f(
+    treg_expansion_decay_days: float = param(
         5.0, "day", "Webster 2009 JEM 10.1084/jem.20082004: IL-2-expanded Tregs return to "
         "baseline within 1-2 weeks",
         "Time constant of the systemic Treg pool's return to baseline after a dose.",
@@ -674,15 +663,12 @@ def host_state(estrogen: EstrogenConfig, microbiota: MicrobiotaConfig, il2: IL2C
 
 def _collect(prefix: str, model: type[BaseModel]) -> list[dict[str, Any]]:
     rows = []
-    for name, info in model.model_fields.items():
-        extra = info.json_schema_extra
-        if name == "kind" or not isinstance(extra, dict):
+    for r in parameter_rows(model, prefix, nested=False, dotted=True):
+        if r["name"].endswith(".kind") or not r["documented"]:
             continue
-        value = info.default
-        if isinstance(value, tuple):
-            value = list(value)
-        rows.append({"name": f"{prefix}.{name}", "value": value, "unit": extra["unit"],
-                     "source": extra["source"], "description": info.description})
+        value = list(r["value"]) if isinstance(r["value"], tuple) else r["value"]
+        rows.append({"name": r["name"], "value": value, "unit": r["unit"],
+                     "source": r["source"], "description": r["description"]})
     return rows
 
 

@@ -1,8 +1,8 @@
 """Mesa handles over the cell arrays: one ``mesa.Agent`` subclass per cell type.
 
 A handle holds only its slot; every attribute reads or writes the model's
-:class:`~niche.cells.CellStore`. Handles are created and removed in batches by
-:meth:`niche.model.NicheModel.apply_changes`, so ``model.agents_by_type[Osteoclast]``
+:class:`~niche.core.cells.CellStore`. Handles are created and removed in batches by
+:meth:`niche.core.model.Model.apply_changes`, so ``model.agents_by_type[Osteoclast]``
 always matches the arrays. The hot path never loops over handles.
 """
 from __future__ import annotations

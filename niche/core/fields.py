@@ -21,7 +21,7 @@ import math
 import numba
 import numpy as np
 
-from .kernels import diffusion as _k
+from ..kernels import diffusion as _k
 
 __all__ = ["FieldSolver"]
 

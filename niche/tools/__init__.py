@@ -1,0 +1,1 @@
+"""Tools that stand above the simulator: the benchmark suite and the parameter-table generator."""
