@@ -75,7 +75,7 @@ def _cmd_bench(a) -> int:
 
 
 def _cmd_validate(a) -> int:
-    from . import validate
+    from .validation import cli as validate
 
     try:
         return validate.main(a)
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated days of the end-to-end reference run (default 56; quick 0.25)")
     b.add_argument("-k", dest="select", help="pytest -k expression to select benchmarks")
     b.set_defaults(func=_cmd_bench)
-    from . import validate
+    from .validation import cli as validate
 
     v = sub.add_parser("validate", help="run the validation targets V1-V12 (biology.md 3)")
     validate.add_arguments(v)

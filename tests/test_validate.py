@@ -11,7 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from niche import validate as V
+from niche.experiments.execution import Arm, local_client, parse_shape, run_tasks, \
+    task_overrides
+from niche.experiments.stats import (MissingReadout, mean_ci, paired_ratio, paired_rel_effect,
+                                     per_seed, prevented_fraction, value_at, window_mean,
+                                     window_slope)
+from niche.validation.cli import add_arguments, main
+from niche.validation.report import seed_text
+from niche.validation.rows import ARMS, ROWS, Row, RowResult, parse_rows
+from niche.validation.run import evaluate, evaluate_saved, run_validation
 
 TINY = {"domain.shape_voxels": [24, 24, 24]}
 
@@ -20,15 +28,15 @@ TINY = {"domain.shape_voxels": [24, 24, 24]}
 # statistics and history helpers (analytic values)
 # ---------------------------------------------------------------------------------------
 def test_mean_ci_t_interval():
-    m = V.mean_ci([1, 2, 3])
+    m = mean_ci([1, 2, 3])
     half = 4.302652729911275 * 1.0 / math.sqrt(3)  # t_{0.975, 2} * sd / sqrt(n)
     assert m.mean == pytest.approx(2.0)
     assert m.lo == pytest.approx(2 - half) and m.hi == pytest.approx(2 + half)
     assert m.n == 3 and m.note == ""
-    one = V.mean_ci([0.7])
+    one = mean_ci([0.7])
     assert one.mean == 0.7 and math.isnan(one.lo) and math.isnan(one.hi)
     assert "n=1" in one.note
-    dropped = V.mean_ci([1.0, float("nan"), 3.0])
+    dropped = mean_ci([1.0, float("nan"), 3.0])
     assert dropped.n == 2 and dropped.mean == 2.0 and "1 of 3" in dropped.note
 
 
@@ -39,24 +47,24 @@ def _hist(t, **cols):
 
 def test_history_helpers():
     h = _hist([0, 1, 2, 3, 4], x=[0, 10, 20, 30, 40])
-    assert V.value_at(h, "x", 2.4) == 20.0
-    assert V.window_mean(h, "x", 1, 3) == 20.0
-    assert V.window_slope(h, "x", 0, 4) == pytest.approx(10.0)
+    assert value_at(h, "x", 2.4) == 20.0
+    assert window_mean(h, "x", 1, 3) == 20.0
+    assert window_slope(h, "x", 0, 4) == pytest.approx(10.0)
     with pytest.raises(ValueError, match="no frame within"):
-        V.value_at(h, "x", 10)
-    with pytest.raises(V.MissingReadout, match="readout y missing"):
-        V.value_at(h, "y", 1)
+        value_at(h, "x", 10)
+    with pytest.raises(MissingReadout, match="readout y missing"):
+        value_at(h, "y", 1)
 
 
 def test_paired_effects():
     arms = {"a": [_hist([0, 1], x=[1, 3]), _hist([0, 1], x=[1, 4])],
             "b": [_hist([0, 1], x=[1, 2]), _hist([0, 1], x=[1, 5])],
             "c": [_hist([0, 1], x=[1, 2.5]), _hist([0, 1], x=[1, 4.5])]}
-    np.testing.assert_allclose(V.paired_rel_effect(arms, "a", "b", "x", 1), [0.5, -0.2])
-    np.testing.assert_allclose(V.paired_ratio(arms, "a", "b", "x", window=(0, 1)),
+    np.testing.assert_allclose(paired_rel_effect(arms, "a", "b", "x", 1), [0.5, -0.2])
+    np.testing.assert_allclose(paired_ratio(arms, "a", "b", "x", window=(0, 1)),
                                [2 / 1.5, 2.5 / 3])
     # (treated - disease) / (control - disease): (2.5-3)/(2-3), (4.5-4)/(5-4)
-    np.testing.assert_allclose(V.prevented_fraction(arms, "c", "a", "b", "x", 1), [0.5, 0.5])
+    np.testing.assert_allclose(prevented_fraction(arms, "c", "a", "b", "x", 1), [0.5, 0.5])
 
 
 # ---------------------------------------------------------------------------------------
@@ -70,7 +78,7 @@ def _synthetic(n_seeds=3, drop=None, swap=False):
             "formed_mm3_per_day": 1e-3, "n_treg": 50, "n_treg_cxcr3": 5, "n_ilc2_il10": 3,
             "n_ilc2_cgrp": 3}
     ovx = dict(base, oc_s_bs=0.08, ob_s_bs=0.13, n_tnf_tcell=20, n_osteoclast=40)
-    for name, arm in V.ARMS.items():
+    for name, arm in ARMS.items():
         hs = []
         for s in range(n_seeds):
             g = 1 + 0.05 * (s - 1)  # the seed's geometry, shared by all arms
@@ -113,43 +121,43 @@ def _synthetic(n_seeds=3, drop=None, swap=False):
 
 
 def test_table_structure():
-    assert [r.id for r in V.ROWS] == [f"V{i}" for i in range(1, 13)]
-    for r in V.ROWS:
-        assert r.arms and all(a in V.ARMS for a in r.arms), r.id
-    vitro = {a for a, arm in V.ARMS.items() if arm.in_vitro}
+    assert [r.id for r in ROWS] == [f"V{i}" for i in range(1, 13)]
+    for r in ROWS:
+        assert r.arms and all(a in ARMS for a in r.arms), r.id
+    vitro = {a for a, arm in ARMS.items() if arm.in_vitro}
     assert vitro == {"vitro", "vitro_il2", "vitro_treg_lo", "vitro_treg_hi"}
-    assert V.ARMS["vitro_treg_hi"].overrides == {"invitro.treg_per_monocyte": 0.5}
-    assert V.task_overrides(V.ARMS["vitro_treg_lo"], (24, 24, 24)) == \
+    assert ARMS["vitro_treg_hi"].overrides == {"invitro.treg_per_monocyte": 0.5}
+    assert task_overrides(ARMS["vitro_treg_lo"], (24, 24, 24)) == \
         {"invitro.treg_per_monocyte": 0.1}
-    assert V.task_overrides(V.ARMS["ovx"], (24, 24, 24)) == \
+    assert task_overrides(ARMS["ovx"], (24, 24, 24)) == \
         {"domain.shape_voxels": [24, 24, 24]}
 
 
 def test_all_rows_pass_on_synthetic_targets():
     data = _synthetic()
-    for row in V.ROWS:
-        r = V.evaluate(row, data)
+    for row in ROWS:
+        r = evaluate(row, data)
         assert r.passed, (row.id, r.detail)
         assert np.isfinite(r.effect) and r.ci[0] <= r.effect <= r.ci[1], row.id
-    assert V.evaluate(V.ROWS[0], data).effect == pytest.approx(-0.207, abs=0.02)
+    assert evaluate(ROWS[0], data).effect == pytest.approx(-0.207, abs=0.02)
 
 
 def test_rows_fail_when_they_should():
-    rows = {r.id: r for r in V.ROWS}
-    swapped = V.evaluate(rows["V1"], _synthetic(swap=True))
+    rows = {r.id: r for r in ROWS}
+    swapped = evaluate(rows["V1"], _synthetic(swap=True))
     assert not swapped.passed and swapped.effect > 0
-    missing = V.evaluate(rows["V3"], _synthetic(drop=("ovx", "oc_s_bs")))
+    missing = evaluate(rows["V3"], _synthetic(drop=("ovx", "oc_s_bs")))
     assert not missing.passed and missing.detail == "readout oc_s_bs missing"
-    one = V.evaluate(rows["V11"], _synthetic(n_seeds=1))
+    one = evaluate(rows["V11"], _synthetic(n_seeds=1))
     assert not one.passed and "n=1" in one.detail
     # an OVX arm that loses bone and then rebounds toward sham is not at a new steady state
     rebound = _synthetic()
     for h in rebound["ovx"]:
         t = h["t_days"].to_numpy()
         h["bv_tv"] = h["bv_tv"] * (1 + 0.006 * np.clip(t - 56, 0, None))
-    v2 = V.evaluate(rows["V2"], rebound)
+    v2 = evaluate(rows["V2"], rebound)
     assert not v2.passed and "(c)" in v2.detail
-    assert V.evaluate(rows["V1"], rebound).passed  # the d28 loss is unchanged
+    assert evaluate(rows["V1"], rebound).passed  # the d28 loss is unchanged
 
 
 # ---------------------------------------------------------------------------------------
@@ -168,7 +176,7 @@ def test_rows_fail_when_they_should():
 ])
 def test_bad_input(kw, word, tmp_path):
     with pytest.raises(ValueError, match=word):
-        V.run_validation(out_dir=tmp_path, progress=False, **kw)
+        run_validation(out_dir=tmp_path, progress=False, **kw)
     assert not any(tmp_path.iterdir())
 
 
@@ -179,27 +187,27 @@ def test_bad_input(kw, word, tmp_path):
 ])
 def test_bad_overrides_rejected_before_any_run(sets, word, tmp_path):
     with pytest.raises(ValueError, match=word):
-        V.run_validation(rows="V10", out_dir=tmp_path, progress=False, overrides=sets)
+        run_validation(rows="V10", out_dir=tmp_path, progress=False, overrides=sets)
     assert not any(tmp_path.iterdir())
 
 
 def test_overrides_apply_to_every_arm_after_its_own():
-    arm = V.Arm("x", "sham", 28, {"bone.bv_tv": 0.2, "run.seed": 3})
-    ov = V.task_overrides(arm, (24, 24, 24), {"bone.bv_tv": 0.1, "cells.tcell.speed_um_per_min": 8})
+    arm = Arm("x", "sham", 28, {"bone.bv_tv": 0.2, "run.seed": 3})
+    ov = task_overrides(arm, (24, 24, 24), {"bone.bv_tv": 0.1, "cells.tcell.speed_um_per_min": 8})
     assert ov == {"bone.bv_tv": 0.1, "run.seed": 3, "cells.tcell.speed_um_per_min": 8,
                   "domain.shape_voxels": [24, 24, 24]}
 
 
 def test_cli_arguments():
-    p = V.add_arguments(argparse.ArgumentParser())
+    p = add_arguments(argparse.ArgumentParser())
     a = p.parse_args(["--rows", "V1,V5", "--quick", "--shape", "32,32,32", "-w", "2",
                       "--set", "a.b=1", "--set", "c.d=x"])
     assert a.set == ["a.b=1", "c.d=x"] and a.first_seed == 1
     assert p.parse_args(["--first-seed", "6"]).first_seed == 6
     assert (a.rows, a.quick, a.shape, a.workers, a.replicates, a.out) == \
         ("V1,V5", True, "32,32,32", 2, None, "validation")
-    assert [r.id for r in V.parse_rows(a.rows)] == ["V1", "V5"]
-    assert V.parse_shape(a.shape) == (32, 32, 32) and V.parse_shape("16") == (16, 16, 16)
+    assert [r.id for r in parse_rows(a.rows)] == ["V1", "V5"]
+    assert parse_shape(a.shape) == (32, 32, 32) and parse_shape("16") == (16, 16, 16)
 
 
 # ---------------------------------------------------------------------------------------
@@ -208,7 +216,7 @@ def test_cli_arguments():
 @pytest.fixture(scope="module")
 def client():
     before = os.environ.get("NUMBA_NUM_THREADS")
-    with V.local_client(2) as c:
+    with local_client(2) as c:
         assert os.environ.get("NUMBA_NUM_THREADS") == before  # this process untouched
         yield c
 
@@ -219,8 +227,8 @@ def test_workers_single_threaded(client):
 
 
 def test_tasks_run_and_are_deterministic(client):
-    arm = V.Arm("tiny", "default", 1, TINY)
-    out = V.run_tasks(client, [(arm, 1), (arm, 1), (arm, 2)])
+    arm = Arm("tiny", "default", 1, TINY)
+    out = run_tasks(client, [(arm, 1), (arm, 1), (arm, 2)])
     assert all(o.ok for o in out), [o.error for o in out]
     assert [o.seed for o in out] == [1, 1, 2]
     assert out[0].meta["numba_threads"] == 1 and out[0].meta["shape"] == (24, 24, 24)
@@ -231,40 +239,40 @@ def test_tasks_run_and_are_deterministic(client):
 
 
 def _args(tmp_path, *argv):
-    p = V.add_arguments(argparse.ArgumentParser())
+    p = add_arguments(argparse.ArgumentParser())
     return p.parse_args(["--out", str(tmp_path / "val"), "--replicates", "2", "-q", *argv])
 
 
 def _ci_up(arms):  # paired: denser bone in "b" than in "a", same seeds
-    m = V.mean_ci(V.paired_rel_effect(arms, "b", "a", "bv_tv", 1))
-    return V.RowResult(m.mean, m.ci, bool(m.lo > 0), "bv_tv b vs a")
+    m = mean_ci(paired_rel_effect(arms, "b", "a", "bv_tv", 1))
+    return RowResult(m.mean, m.ci, bool(m.lo > 0), "bv_tv b vs a")
 
 
 def _impossible(arms):
-    m = V.mean_ci(V.per_seed(arms, "a", lambda h: V.value_at(h, "bv_tv", 1)))
-    return V.RowResult(m.mean, m.ci, bool(m.mean > 1), "bv_tv > 1", unit="")
+    m = mean_ci(per_seed(arms, "a", lambda h: value_at(h, "bv_tv", 1)))
+    return RowResult(m.mean, m.ci, bool(m.mean > 1), "bv_tv > 1", unit="")
 
 
 def _needs_missing(arms):
-    return V.RowResult(V.value_at(arms["a"][0], "no_such_readout", 1), (0, 0), True, "")
+    return RowResult(value_at(arms["a"][0], "no_such_readout", 1), (0, 0), True, "")
 
 
 TEST_ARMS = {
-    "a": V.Arm("a", "default", 1, TINY),
-    "b": V.Arm("b", "default", 1, dict(TINY, **{"bone.bv_tv": 0.2})),
-    "broken": V.Arm("broken", "no_such_scenario", 1),
+    "a": Arm("a", "default", 1, TINY),
+    "b": Arm("b", "default", 1, dict(TINY, **{"bone.bv_tv": 0.2})),
+    "broken": Arm("broken", "no_such_scenario", 1),
 }
 TEST_TABLE = [
-    V.Row("T1", "denser bone", "BV/TV", "up", ("a", "b"), _ci_up, "CI > 0"),
-    V.Row("T2", "impossible", "BV/TV", "> 1", ("a",), _impossible),
-    V.Row("T3", "missing readout", "x", "-", ("a",), _needs_missing),
-    V.Row("T4", "broken scenario", "x", "-", ("broken",), _ci_up),
+    Row("T1", "denser bone", "BV/TV", "up", ("a", "b"), _ci_up, "CI > 0"),
+    Row("T2", "impossible", "BV/TV", "> 1", ("a",), _impossible),
+    Row("T3", "missing readout", "x", "-", ("a",), _needs_missing),
+    Row("T4", "broken scenario", "x", "-", ("broken",), _ci_up),
 ]
 
 
 def test_main_pass_and_report(client, tmp_path, capsys):
-    assert V.main(_args(tmp_path, "--rows", "T1"), table=TEST_TABLE, arms=TEST_ARMS,
-                  client=client) == 0
+    assert main(_args(tmp_path, "--rows", "T1"), table=TEST_TABLE, arms=TEST_ARMS,
+                client=client) == 0
     report = (tmp_path / "val" / "report.md").read_text()
     assert "| T1 |" in report and "**PASS**" in report and "2 seeds per arm" in report
     assert "overrides on every arm (--set): none" in report
@@ -278,15 +286,15 @@ def test_first_seed_runs_that_block_of_seeds(client, tmp_path, capsys):
     """``--first-seed 6 -n 2`` runs seeds 6 and 7 of every arm, pairs them in that order,
     and names them in the report, the CSV and the summary line."""
     args = _args(tmp_path, "--rows", "T1", "--first-seed", "6")
-    assert V.main(args, table=TEST_TABLE, arms=TEST_ARMS, client=client) == 0
+    assert main(args, table=TEST_TABLE, arms=TEST_ARMS, client=client) == 0
     out = tmp_path / "val"
     assert "2 seeds per arm (seeds 6..7)" in (out / "report.md").read_text()
     csv = pd.read_csv(out / "histories.csv")
     assert sorted(set(csv["seed"])) == [6, 7] and set(csv["arm"]) == {"a", "b"}
     assert "2 seeds per arm (6..7)" in capsys.readouterr().out
     # the histories are those of seeds 6 and 7, in that order (not 1 and 2)
-    rep = V.run_validation(rows="T1", replicates=1, first_seed=7, out_dir=None,
-                           progress=False, table=TEST_TABLE, arms=TEST_ARMS, client=client)
+    rep = run_validation(rows="T1", replicates=1, first_seed=7, out_dir=None,
+                         progress=False, table=TEST_TABLE, arms=TEST_ARMS, client=client)
     assert rep.seeds == [7]
     cols = [c for c in csv.columns if c not in ("arm", "seed")]
     seven = csv.loc[(csv["arm"] == "a") & (csv["seed"] == 7), cols].to_numpy(float)
@@ -301,16 +309,16 @@ def test_from_pools_saved_seed_blocks(client, tmp_path, capsys):
     for first, name in ((1, "A"), (3, "B")):
         args = _args(tmp_path, "--rows", "T1", "--first-seed", str(first), "--out",
                      str(tmp_path / name))
-        assert V.main(args, table=TEST_TABLE, arms=TEST_ARMS, client=client) == 0
-    direct = V.run_validation(rows="T1", replicates=4, out_dir=None, progress=False,
-                              table=TEST_TABLE, arms=TEST_ARMS, client=client)
+        assert main(args, table=TEST_TABLE, arms=TEST_ARMS, client=client) == 0
+    direct = run_validation(rows="T1", replicates=4, out_dir=None, progress=False,
+                            table=TEST_TABLE, arms=TEST_ARMS, client=client)
     srcs = [str(tmp_path / n / "histories.csv") for n in "AB"]
     args = _args(tmp_path, "--rows", "T1", "--out", str(tmp_path / "C"))
     args.replicates, args.sources = None, srcs
     capsys.readouterr()
-    assert V.main(args, table=TEST_TABLE, arms=TEST_ARMS) == 0  # no client: nothing runs
+    assert main(args, table=TEST_TABLE, arms=TEST_ARMS) == 0  # no client: nothing runs
     assert "4 seeds per arm (1..4)" in capsys.readouterr().out
-    pooled = V.evaluate_saved(srcs, rows="T1", out_dir=None, table=TEST_TABLE, arms=TEST_ARMS)
+    pooled = evaluate_saved(srcs, rows="T1", out_dir=None, table=TEST_TABLE, arms=TEST_ARMS)
     assert pooled.seeds == [1, 2, 3, 4] and pooled.outcomes == []
     got, want = pooled.results["T1"], direct.results["T1"]
     assert got.passed == want.passed and got.detail == want.detail
@@ -342,40 +350,40 @@ def test_from_bad_input(tmp_path):
     cases.append(([str(tmp_path / "x.csv")], "T1", "no column 'arm'"))
     for srcs, rows, word in cases:
         with pytest.raises(ValueError, match=re.escape(word)):
-            V.evaluate_saved(srcs, rows=rows, out_dir=tmp_path / "out", table=TEST_TABLE,
-                             arms=TEST_ARMS)
+            evaluate_saved(srcs, rows=rows, out_dir=tmp_path / "out", table=TEST_TABLE,
+                           arms=TEST_ARMS)
     assert not (tmp_path / "out").exists()
     # the report would overwrite its own input
     (tmp_path / "val").mkdir()
     own = _saved(tmp_path / "val" / "histories.csv", {"a": [1, 2], "b": [1, 2]})
     with pytest.raises(ValueError, match="would overwrite it"):
-        V.evaluate_saved([own], rows="T1", out_dir=tmp_path / "val", table=TEST_TABLE,
-                         arms=TEST_ARMS)
+        evaluate_saved([own], rows="T1", out_dir=tmp_path / "val", table=TEST_TABLE,
+                       arms=TEST_ARMS)
     assert sorted(p.name for p in (tmp_path / "val").iterdir()) == ["histories.csv"]
     # run options make no sense with saved runs
     args = _args(tmp_path, "--rows", "T1", "--from", one, "--set", "a.b=1")
     with pytest.raises(ValueError, match="--replicates, --set cannot be used"):
-        V.main(args, table=TEST_TABLE, arms=TEST_ARMS)
+        main(args, table=TEST_TABLE, arms=TEST_ARMS)
 
 
 def test_seed_text():
-    assert V.seed_text([3, 1, 2, 7, 9, 10]) == "1..3, 7, 9..10"
-    assert V.seed_text([5]) == "5" and V.seed_text([]) == "none"
+    assert seed_text([3, 1, 2, 7, 9, 10]) == "1..3, 7, 9..10"
+    assert seed_text([5]) == "5" and seed_text([]) == "none"
 
 
 def test_overrides_reach_the_runs(client, tmp_path):
     """``--set`` on every arm: T1 (denser bone in b than in a) fails once both arms are
     forced to the same initial BV/TV, and the report names the override."""
     args = _args(tmp_path, "--rows", "T1", "--set", "bone.bv_tv=0.2")
-    assert V.main(args, table=TEST_TABLE, arms=TEST_ARMS, client=client) == 1
+    assert main(args, table=TEST_TABLE, arms=TEST_ARMS, client=client) == 1
     report = (tmp_path / "val" / "report.md").read_text()
     assert "overrides on every arm (--set): bone.bv_tv=0.2" in report
 
 
 def test_main_failures(client, tmp_path, capsys):
-    assert V.main(_args(tmp_path), table=TEST_TABLE, arms=TEST_ARMS, client=client) == 1
-    rep = V.run_validation(rows="T2,T3,T4", replicates=1, out_dir=None, progress=False,
-                           table=TEST_TABLE, arms=TEST_ARMS, client=client)
+    assert main(_args(tmp_path), table=TEST_TABLE, arms=TEST_ARMS, client=client) == 1
+    rep = run_validation(rows="T2,T3,T4", replicates=1, out_dir=None, progress=False,
+                         table=TEST_TABLE, arms=TEST_ARMS, client=client)
     r = rep.results
     assert not rep.passed and not any(x.passed for x in r.values())
     assert r["T3"].detail == "readout no_such_readout missing"
@@ -386,14 +394,14 @@ def test_main_failures(client, tmp_path, capsys):
 
 
 def test_quick_shapes(client, tmp_path):
-    arms = {"iv": V.Arm("iv", "default", 1),
-            "vt": V.Arm("vt", "default", 1, {"domain.shape_voxels": [16, 16, 16]},
-                        in_vitro=True)}
-    table = [V.Row("V10", "", "", "", ("vt",), _impossible),
-             V.Row("V11", "", "", "", ("iv",), _impossible),
-             V.Row("V1", "", "", "", ("iv", "vt"), _impossible)]
-    rep = V.run_validation(quick=True, out_dir=None, progress=False, table=table, arms=arms,
-                           client=client)
+    arms = {"iv": Arm("iv", "default", 1),
+            "vt": Arm("vt", "default", 1, {"domain.shape_voxels": [16, 16, 16]},
+                      in_vitro=True)}
+    table = [Row("V10", "", "", "", ("vt",), _impossible),
+             Row("V11", "", "", "", ("iv",), _impossible),
+             Row("V1", "", "", "", ("iv", "vt"), _impossible)]
+    rep = run_validation(quick=True, out_dir=None, progress=False, table=table, arms=arms,
+                         client=client)
     assert [r.id for r in rep.rows] == ["V10", "V11"] and rep.replicates == 2
     shapes = {(o.arm, o.meta["shape"]) for o in rep.outcomes}
     assert shapes == {("iv", (24, 24, 24)), ("vt", (16, 16, 16))}
@@ -402,8 +410,6 @@ def test_quick_shapes(client, tmp_path):
 def test_quick_validation_rows_pass_with_the_real_culture_scenarios(tmp_path):
     """The quick subset (V10 onset, V11 IL-2) of `niche validate` passes on the shipped
     in-vitro scenarios (2 seeds, the suite's budget)."""
-    from niche.validate import run_validation
-
     rep = run_validation(rows=["V10", "V11"], quick=True, workers=2, out_dir=tmp_path,
                          progress=False)
     assert [rep.results[k].passed for k in ("V10", "V11")] == [True, True], rep.table_text()

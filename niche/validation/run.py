@@ -1,0 +1,252 @@
+"""Running a validation: the arms behind the selected rows x seeds, then the rows' checks.
+
+:func:`run_validation` runs every (arm, seed) of the rows it is given as one task on a
+local ``dask.distributed`` cluster (:mod:`niche.experiments.execution`), evaluates the rows
+(:func:`evaluate`) and writes the report; :func:`evaluate_saved` evaluates rows on the
+``histories.csv`` of earlier validations instead, pooling their seeds (no runs).
+
+Seeds are ``first_seed .. first_seed + N - 1`` (default 1..N) in every arm, and the same
+seed gives the same initial bone geometry, so effects are computed *paired by seed*.
+
+Quick mode (``quick=True``) runs only the cheap in-vitro rows (:data:`QUICK_ROWS`) with 2
+seeds unless rows / replicates say otherwise; in-vivo arms requested in quick mode keep
+their simulated days but run on a tiny :data:`QUICK_SHAPE` domain (unless a shape is
+given), which is a smoke test of the pipeline, not a validation of the biology. In-vitro
+arms (``Arm.in_vitro``) have their own well geometry: the shape applies to in-vivo arms
+only.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..scenario import MAX_SEED, load_scenario, parse_overrides
+from ..experiments.execution import (Arm, TaskOutcome, local_client, parse_shape, run_tasks,
+                                     task_overrides)
+from ..experiments.stats import Histories, MissingReadout
+from .report import Report, seed_text, write_report
+from .rows import ARMS, ROWS, Row, RowResult, parse_rows
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = [
+    "QUICK_ROWS", "QUICK_REPLICATES", "DEFAULT_REPLICATES", "QUICK_SHAPE", "FULL_SHAPE",
+    "evaluate", "evaluate_saved", "run_validation",
+]
+
+NAN = float("nan")
+#: rows run by ``--quick`` when no ``--rows`` are given (cheap in-vitro arms)
+QUICK_ROWS: tuple[str, ...] = ("V10", "V11")
+QUICK_REPLICATES = 2
+DEFAULT_REPLICATES = 5
+#: domain of in-vivo arms in quick mode (unless ``--shape``)
+QUICK_SHAPE: tuple[int, int, int] = (24, 24, 24)
+#: domain of in-vivo arms in a full run (unless ``--shape``): 480 um cubes, 0.11 mm^3,
+#: ~20 trabeculae; five seeds of all arms take ~20 min on 2 cores
+FULL_SHAPE: tuple[int, int, int] = (48, 48, 48)
+
+
+def evaluate(row: Row, arms: Histories) -> RowResult:
+    """Run a row's check; a missing readout or any error in the check is a FAIL with the
+    reason as detail, never an exception."""
+    try:
+        missing = [a for a in row.arms if a not in arms]
+        if missing:
+            return RowResult(NAN, (NAN, NAN), False, f"no data for arm(s) {', '.join(missing)}")
+        return row.check(arms)
+    except MissingReadout as e:
+        return RowResult(NAN, (NAN, NAN), False, str(e))
+    except Exception as e:  # noqa: BLE001
+        return RowResult(NAN, (NAN, NAN), False,
+                         f"check failed: {type(e).__name__}: {e}".splitlines()[0])
+
+
+def _needed_arms(sel: Sequence[Row], arms: Mapping[str, Arm]) -> list[str]:
+    """The arms behind rows ``sel``, in first-use order; an undefined arm is a ValueError."""
+    needed: list[str] = []
+    for r in sel:
+        for a in r.arms:
+            if a not in arms:
+                raise ValueError(f"row {r.id} needs arm {a!r}, which is not defined")
+            if a not in needed:
+                needed.append(a)
+    return needed
+
+
+def _seed_block(first_seed: int, replicates: int) -> list[int]:
+    """Seeds ``first_seed .. first_seed + replicates - 1``; a bad count or first seed (the
+    last seed must fit :data:`~niche.config.MAX_SEED`) is a ValueError."""
+    if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) \
+            or replicates < 1:
+        raise ValueError(f"bad --replicates {replicates!r}: must be an integer >= 1")
+    if isinstance(first_seed, bool) or not isinstance(first_seed, (int, np.integer)) \
+            or not 0 <= first_seed <= MAX_SEED - int(replicates) + 1:
+        raise ValueError(f"bad --first-seed {first_seed!r}: must be an integer with "
+                         f"0 <= first seed and last seed (first + replicates - 1) <= {MAX_SEED}")
+    return list(range(int(first_seed), int(first_seed) + int(replicates)))
+
+
+def evaluate_saved(paths: Sequence[str | Path], rows: str | Sequence[str] | None = None,
+                   out_dir: str | Path | None = "validation", *, table: Sequence[Row] = ROWS,
+                   arms: Mapping[str, Arm] | None = None) -> Report:
+    """Evaluate ``rows`` (default all) on the histories saved by earlier validations
+    (their ``histories.csv``), pooling the seeds of every file: no simulation runs.
+
+    Pooling disjoint seed blocks (``--first-seed``) gives a larger sample: e.g. seeds 1-5
+    and 6-10 evaluate as 10 seeds. A seed present in two files, an arm missing from all
+    of them, or arms of one evaluation with different seeds (rows pair arms by seed) is a
+    ValueError with a one-line message, raised before anything is written; so is an
+    ``out_dir`` whose ``histories.csv`` is one of the inputs."""
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    arms = dict(ARMS if arms is None else arms)
+    sel = parse_rows(rows, table)
+    files = [Path(f) for f in paths]
+    if not files:
+        raise ValueError("--from needs at least one histories.csv")
+    if out_dir is not None:
+        target = (Path(out_dir) / "histories.csv").resolve()
+        for f in files:
+            if f.resolve() == target:
+                raise ValueError(f"--from {f}: the report in {out_dir} would overwrite it; "
+                                 "choose another --out")
+    needed = _needed_arms(sel, arms)
+    runs: dict[tuple[str, int], tuple["pd.DataFrame", Path]] = {}
+    for f in files:
+        try:
+            d = pd.read_csv(f)
+        except FileNotFoundError:
+            raise ValueError(f"--from {f}: no such file") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+                IsADirectoryError) as e:
+            raise ValueError(f"--from {f}: not a histories CSV ({type(e).__name__})") from None
+        miss = [c for c in ("arm", "seed", "t_days") if c not in d.columns]
+        if miss:
+            raise ValueError(f"--from {f}: not a niche validate histories.csv "
+                             f"(no column {miss[0]!r})")
+        for a in d["arm"].astype(str).unique():
+            if a not in needed:
+                continue
+            da = d[d["arm"].astype(str) == a]
+            da = da.loc[:, da.notna().any()]  # readouts this arm never has (in vitro/vivo)
+            for seed, g in da.groupby("seed", sort=True):
+                key = (a, int(seed))
+                if key in runs:
+                    raise ValueError(f"--from {f}: arm {a} seed {int(seed)} is also in "
+                                     f"{runs[key][1]}: pool disjoint blocks of seeds")
+                g = g.drop(columns=["arm", "seed"]).sort_values("t_days", kind="stable")
+                runs[key] = (g.reset_index(drop=True), f)
+    seeds_of = {a: sorted(s for (b, s) in runs if b == a) for a in needed}
+    for a in needed:
+        if not seeds_of[a]:
+            row = next(r.id for r in sel if a in r.arms)
+            raise ValueError(f"arm {a} (row {row}) is in none of the --from files; "
+                             "pick rows with --rows")
+    ref = needed[0]
+    for a in needed:
+        if seeds_of[a] != seeds_of[ref]:
+            raise ValueError(f"arm {a} has seeds {seed_text(seeds_of[a])} but arm {ref} has "
+                             f"{seed_text(seeds_of[ref])}: rows pair arms by seed; pick rows "
+                             "with --rows or pool files of the same rows")
+    seeds = seeds_of[ref]
+    histories = {a: [runs[(a, s)][0] for s in seeds] for a in needed}
+    results = {r.id: evaluate(r, {a: histories[a] for a in r.arms}) for r in sel}
+    rep = Report(rows=sel, results=results, arms={a: arms[a] for a in needed},
+                 histories=histories, outcomes=[], replicates=len(seeds), quick=False,
+                 shape=None, workers=0, seeds=seeds, sources=[str(f) for f in files])
+    rep.wall_s = time.perf_counter() - t0
+    if out_dir is not None:
+        write_report(rep, out_dir)
+    return rep
+
+
+def run_validation(rows: str | Sequence[str] | None = None, replicates: int | None = None,
+                   quick: bool = False, workers: int | None = None,
+                   out_dir: str | Path | None = "validation",
+                   shape: str | Sequence[int] | None = None, progress: bool = True, *,
+                   table: Sequence[Row] = ROWS, arms: Mapping[str, Arm] | None = None,
+                   client: Any = None,
+                   overrides: Sequence[str] | Mapping[str, Any] | None = None,
+                   first_seed: int = 1) -> Report:
+    """Run the arms behind ``rows`` (ids; default all, or :data:`QUICK_ROWS` in quick mode)
+    with ``replicates`` seeds each (default 5; 2 in quick mode) on a local dask cluster of
+    ``workers`` processes (default ``os.cpu_count()``, at most one per task), evaluate the
+    rows and write the report to ``out_dir`` (None: no report).
+
+    ``table``/``arms`` replace :data:`ROWS`/:data:`ARMS` (tests, new experiments);
+    ``client`` runs the tasks on an existing dask client instead of a new cluster.
+    ``overrides`` (``["biology.osteoblast.x=1", ...]`` or a mapping) apply to every arm,
+    after the arm's own: a sensitivity check of the rows. Every arm's scenario is loaded
+    with them before any run starts, so a bad key fails at once.
+    ``first_seed``: the seeds are ``first_seed .. first_seed + replicates - 1`` (default
+    1..N); another block of seeds is an out-of-sample check of the same rows.
+    Bad input raises ValueError with a one-line message.
+    """
+    t0 = time.perf_counter()
+    own_arms = arms is not None
+    arms = dict(ARMS if arms is None else arms)
+    if rows is None and quick:
+        rows = [r for r in QUICK_ROWS if r in {x.id for x in table}] or None
+    sel = parse_rows(rows, table)
+    if replicates is None:
+        replicates = QUICK_REPLICATES if quick else DEFAULT_REPLICATES
+    seeds = _seed_block(first_seed, replicates)
+    if workers is not None and (isinstance(workers, bool) or int(workers) != workers
+                                or workers < 1):
+        raise ValueError(f"bad --workers {workers!r}: must be an integer >= 1")
+    shp = parse_shape(shape)
+    if shp is None and quick:
+        shp = QUICK_SHAPE
+    elif shp is None and not own_arms:  # the shipped arms: the stated validation domain
+        shp = FULL_SHAPE
+    needed = _needed_arms(sel, arms)
+    extra = parse_overrides(overrides)
+    if extra:
+        for a in needed:  # a bad key or value: one ConfigError naming it, before any run
+            load_scenario(arms[a].scenario, task_overrides(arms[a], shp, extra))
+    tasks = [(arms[a], s) for a in needed for s in seeds]
+    n_workers = max(1, min(int(workers or os.cpu_count() or 1), len(tasks)))
+    if progress:
+        print(f"niche validate: rows {', '.join(r.id for r in sel)}; {len(needed)} arms x "
+              f"{replicates} seeds = {len(tasks)} runs on {n_workers} workers",
+              file=sys.stderr, flush=True)
+    if client is None:
+        with local_client(n_workers) as c:
+            outcomes = run_tasks(c, tasks, shp, progress, extra, key_prefix="niche-validate")
+    else:
+        n_workers = len(client.scheduler_info().get("workers", {})) or n_workers
+        outcomes = run_tasks(client, tasks, shp, progress, extra, key_prefix="niche-validate")
+
+    failed: dict[str, list[TaskOutcome]] = {}
+    histories: dict[str, list] = {a: [] for a in needed}
+    for o in outcomes:
+        if o.ok:
+            histories[o.arm].append(o.history)
+        else:
+            failed.setdefault(o.arm, []).append(o)
+    results: dict[str, RowResult] = {}
+    for r in sel:
+        bad = [o for a in r.arms for o in failed.get(a, [])]
+        if bad:
+            o = bad[0]
+            more = f" (+{len(bad) - 1} more failed runs)" if len(bad) > 1 else ""
+            results[r.id] = RowResult(NAN, (NAN, NAN), False,
+                                      f"run failed: arm {o.arm} seed {o.seed}: {o.error}{more}")
+        else:
+            results[r.id] = evaluate(r, {a: histories[a] for a in r.arms})
+    rep = Report(rows=sel, results=results, arms={a: arms[a] for a in needed},
+                 histories={a: h for a, h in histories.items() if a not in failed},
+                 outcomes=outcomes, replicates=int(replicates), quick=quick, shape=shp,
+                 workers=n_workers, overrides=extra, seeds=seeds)
+    rep.wall_s = time.perf_counter() - t0
+    if out_dir is not None:
+        write_report(rep, out_dir)
+    return rep
