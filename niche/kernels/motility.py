@@ -24,8 +24,7 @@ positions; no alive cell sits on a wall voxel.  ``check_invariants`` verifies.
 
 Determinism: all randomness comes from :mod:`niche.kernels.rng` keyed by
 ``(seed, stream, step, cell_id)``; loops that mutate shared state are serial
-(or, in ``move_cells_slabs``, partitioned so that the result does not depend
-on the number of threads).  Compiled without ``fastmath``.
+(the move passes are serial; see "Implementation and performance").  Compiled without ``fastmath``.
 
 Movement model
 --------------
@@ -66,12 +65,12 @@ target voxels, packed into one int64; (B) compact the cells that try to hop,
 in ``order``; (C) serial resolution against ``occ`` / ``wall`` -- branch-free,
 with software prefetch a few cells ahead, since the lattice does not fit in
 cache and this pass is bound by memory latency; (D) per slot: apply the moves
-to z, y, x.  All kernels here are single-threaded except
-``move_cells_slabs``.  On a 2-vCPU machine a parallel region bought nothing
+to z, y, x.  All kernels here are single-threaded.  (A slab-parallel variant
+was measured and removed: on a 2-vCPU machine a parallel region bought nothing
 (pass A is memory-bound) and, with GNU OpenMP's default spin-waiting
 (OMP_WAIT_POLICY unset), each parallel region cost ~8 ms there; set
 ``OMP_WAIT_POLICY=passive`` (or use the workqueue/TBB layer) before using
-parallel kernels on such machines.
+parallel kernels on such machines.)
 """
 
 from __future__ import annotations
@@ -80,7 +79,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
 from niche.kernels.rng import (
@@ -97,10 +96,7 @@ from niche.kernels.rng import (
 __all__ = [
     "NEIGHBOUR_OFFSETS",
     "move_cells",
-    "move_cells_slabs",
     "shuffled_order",
-    "place_cells",
-    "place_at",
     "rebuild_occupancy",
     "check_invariants",
     "neighbour_free_voxel",
@@ -272,7 +268,6 @@ def _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
         res[s] = _STAY
 
 
-_PLAN_CHUNK = 8192  # slots per parallel work item in move_cells_slabs
 
 
 @njit(cache=True)
@@ -404,77 +399,6 @@ def move_cells(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
 # parallel=True here and no calls to other parallel functions: a cached
 # non-parallel function calling a parallel one can crash when loaded from the
 # cache (numba issues #4807, #8578)
-@njit(cache=True, parallel=True)
-def move_cells_slabs(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
-                     persistence, chemo_strength, gradz, grady, gradx, occ,
-                     wall, seed, step, order, substep=0, slab=4):
-    """Thread-parallel variant of :func:`move_cells`; same arguments plus
-    ``slab`` (z-planes per slab, >= 2).
-
-    Cells are bucketed by the z-slab they start the call in (keeping their
-    relative position in ``order``).  All even slabs are resolved in
-    parallel, then all odd slabs (which colour goes first is drawn per call).
-    A hop changes z by at most one, so two slabs of the same colour never
-    touch the same voxel (needs slab >= 2) and each slab is resolved
-    serially: the result is identical for any number of threads.  It differs
-    from ``move_cells`` with the same ``order`` (the effective order is
-    "first colour, then the other"), with the same statistics otherwise.
-    """
-    Z, Y, X = occ.shape
-    if Z * Y * X >= 2**31:
-        raise ValueError("lattice too large for 32-bit voxel indices")
-    if slab < 2:
-        slab = 2
-    nslab = (Z + slab - 1) // slab
-    n = alive.shape[0]
-    plan = np.empty(n, dtype=np.int64)
-    res = np.empty(n, dtype=np.uint8)
-    kstep = _move_key(seed, step, substep)
-    nchunk = (n + _PLAN_CHUNK - 1) // _PLAN_CHUNK
-    for c in prange(nchunk):
-        # slices rather than an index range: a loop from 0 is vectorised
-        i0 = c * _PLAN_CHUNK
-        i1 = min(n, i0 + _PLAN_CHUNK)
-        _plan(kstep, Z, Y, X, z[i0:i1], y[i0:i1], x[i0:i1], alive[i0:i1],
-              cell_id[i0:i1], dirz[i0:i1], diry[i0:i1], dirx[i0:i1],
-              hop_prob[i0:i1], persistence[i0:i1], chemo_strength[i0:i1],
-              gradz[i0:i1], grady[i0:i1], gradx[i0:i1], plan[i0:i1],
-              res[i0:i1])
-    m = order.shape[0]
-    act_s = np.empty(m, dtype=np.int64)
-    act_p = np.empty(m, dtype=np.int64)
-    n_act = _gather(order, plan, act_s, act_p)
-    # bucket by start slab (stable counting sort)
-    per_slab = Y * X * slab
-    starts = np.zeros(nslab + 1, dtype=np.int64)
-    for k in range(n_act):
-        starts[(act_p[k] & _LO32) // per_slab + 1] += 1
-    for b in range(nslab):
-        starts[b + 1] += starts[b]
-    fill = starts[:-1].copy()
-    bs = np.empty(n_act, dtype=np.int64)
-    bp = np.empty(n_act, dtype=np.int64)
-    for k in range(n_act):
-        b = (act_p[k] & _LO32) // per_slab
-        bs[fill[b]] = act_s[k]
-        bp[fill[b]] = act_p[k]
-        fill[b] += 1
-    first = np.int64(rand_u64(kstep, 0) & np.uint64(1))
-    offs = _code_offsets(Y, X)
-    occ_f = occ.reshape(-1)
-    wall_f = wall.reshape(-1)
-    hops = 0
-    for phase in range(2):
-        colour = (first + phase) & 1
-        nb = (nslab - colour + 1) // 2  # slabs colour, colour + 2, ...
-        for t in prange(nb):
-            sb = colour + 2 * t
-            hops += _resolve(bs, bp, starts[sb], starts[sb + 1], res, offs,
-                             occ_f, wall_f)
-    _commit(res, z, y, x)
-    return hops
-
-
 @njit(cache=True)
 def _order_keys(cell_id, kstep, sbits, keys):
     """keys[s] = top (64 - sbits) bits of the hash of cell_id[s] | s."""
@@ -542,76 +466,6 @@ def shuffled_order(alive, cell_id, seed, step):
     for i in range(n):
         out[i] = np.int64(k1[i] & low)
     return out
-
-
-@njit(cache=True)
-def place_cells(slots, candidates, z, y, x, alive, occ, wall):
-    """Place new cells into the first free non-wall candidate voxels.
-
-    slots : int (K,)         slots to fill, in this order (must be dead)
-    candidates : int (C,)    flat voxel indices (C order over (Z, Y, X)) to
-                             try in this order; out-of-range, wall, occupied
-                             and repeated voxels are skipped
-    Sets z, y, x, alive = 1 and occ for slots[:n]; returns n (<= K).  The
-    caller initialises the other per-cell fields of slots[:n].
-    """
-    Z, Y, X = occ.shape
-    nvox = Z * Y * X
-    n = 0
-    K = slots.shape[0]
-    for c in range(candidates.shape[0]):
-        if n >= K:
-            break
-        v = np.int64(candidates[c])
-        if v < 0 or v >= nvox:
-            continue
-        vz = v // (Y * X)
-        r = v - vz * (Y * X)
-        vy = r // X
-        vx = r - vy * X
-        if occ[vz, vy, vx] != 0 or wall[vz, vy, vx] != 0:
-            continue
-        s = slots[n]
-        z[s] = vz
-        y[s] = vy
-        x[s] = vx
-        alive[s] = 1
-        occ[vz, vy, vx] = s + 1
-        n += 1
-    return n
-
-
-@njit(cache=True)
-def place_at(slots, targets, z, y, x, alive, occ, wall):
-    """Place slot ``slots[k]`` at flat voxel ``targets[k]`` where possible.
-
-    Entries with target < 0 (e.g. -1 from :func:`neighbour_free_voxel`),
-    out of range, wall or occupied are skipped; ``placed[k]`` tells which
-    succeeded.  Returns ``placed`` (uint8, (K,)).
-    """
-    Z, Y, X = occ.shape
-    nvox = Z * Y * X
-    K = slots.shape[0]
-    placed = np.zeros(K, dtype=np.uint8)
-    for k in range(K):
-        v = np.int64(targets[k])
-        if v < 0 or v >= nvox:
-            continue
-        vz = v // (Y * X)
-        r = v - vz * (Y * X)
-        vy = r // X
-        vx = r - vy * X
-        if occ[vz, vy, vx] != 0 or wall[vz, vy, vx] != 0:
-            continue
-        s = slots[k]
-        z[s] = vz
-        y[s] = vy
-        x[s] = vx
-        alive[s] = 1
-        occ[vz, vy, vx] = s + 1
-        placed[k] = 1
-    return placed
-
 
 @njit(cache=True)
 def rebuild_occupancy(z, y, x, alive, occ):
@@ -687,7 +541,7 @@ def neighbour_free_voxel(parents, z, y, x, cell_id, occ, wall, seed, step):
     not offered to later ones).  ``occ`` is left unchanged on return.  The
     choice is uniform over the free neighbours, keyed by (seed, step,
     cell_id) on stream ``STREAM_DIVIDE``.  Place the daughters with
-    :func:`place_at`.
+    the birth placement of the model.
     """
     Z, Y, X = occ.shape
     K = parents.shape[0]

@@ -63,9 +63,6 @@ __all__ = [
     "uniform",
     "normal",
     "unit_vector",
-    "uniform_at",
-    "uniform_array",
-    "normal_array",
 ]
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -193,29 +190,3 @@ def unit_vector(ckey, j):
     s = b * np.float64(1 - 2 * (quad >> 1))
     rho = math.sqrt(1.0 - vz * vz)
     return vz, rho * s, rho * c
-
-
-@njit(cache=True)
-def uniform_at(seed, stream, step, counter, j):
-    """Convenience (slow path): a single uniform for the full index tuple."""
-    return uniform(counter_key(step_key(seed, stream, step), counter), j)
-
-
-@njit(cache=True)
-def uniform_array(seed, stream, step, counters, j):
-    """Uniforms for many counters at one draw index (float64 array)."""
-    k = step_key(seed, stream, step)
-    out = np.empty(counters.shape[0], dtype=np.float64)
-    for i in range(counters.shape[0]):
-        out[i] = uniform(counter_key(k, counters[i]), j)
-    return out
-
-
-@njit(cache=True)
-def normal_array(seed, stream, step, counters, j):
-    """Standard normals for many counters (draw indices ``j``, ``j+1``)."""
-    k = step_key(seed, stream, step)
-    out = np.empty(counters.shape[0], dtype=np.float64)
-    for i in range(counters.shape[0]):
-        out[i] = normal(counter_key(k, counters[i]), j)
-    return out
