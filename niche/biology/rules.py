@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.cells import TYPE_CODES, TYPE_NAMES, State
+from ..core.cells import BONE_CELL_TYPES, TYPE_CODES, TYPE_NAMES, State
 from ..core.generic_rules import GenericRules
 from ..core.remodel import BoneWork
 from ..scenario.host import host_state
@@ -80,7 +80,7 @@ class OsteoimmuneRules(GenericRules):
                               < tcell.cd8_share(ctx.P.tcell.cd8_fraction, f_reg))
                 state[cd8] = State.CD8
             model.changes.birth_random(code, n, state=state, nuclei=c.nuclei,
-                                       near_bone=name in ("osteoclast", "osteoblast"))
+                                       near_bone=name in BONE_CELL_TYPES)
 
     def placed(self, model) -> None:
         """The bone cells present at day 0 are part-way through their work: spread their
@@ -88,7 +88,7 @@ class OsteoimmuneRules(GenericRules):
         if model.scenario.invitro is not None:
             return
         cells = model.cells
-        for name in ("osteoclast", "osteoblast"):
+        for name in BONE_CELL_TYPES:
             s = cells.slots_of_type(TYPE_CODES[name])
             cells.bone_credit_um3[s] = (model.rng_place.random(s.size)
                                         * model.lattice.voxel_volume_um3).astype(np.float32)
@@ -183,7 +183,7 @@ class OsteoimmuneRules(GenericRules):
                 model.changes.birth_random(TYPE_CODES[name], p.count,
                                            state=np.full(p.count, state, np.uint32),
                                            nuclei=getattr(model.scenario.cells, name).nuclei,
-                                           near_bone=name in ("osteoclast", "osteoblast"))
+                                           near_bone=name in BONE_CELL_TYPES)
 
     def set_rates(self, model) -> None:
         ctx = self._ctx or self._ctx_now(model, 0.0)

@@ -24,11 +24,13 @@ import numpy as np
 
 from ..scenario import CELL_TYPES
 
-__all__ = ["CellStore", "State", "TYPE_CODES", "TYPE_NAMES"]
+__all__ = ["CellStore", "State", "TYPE_CODES", "TYPE_NAMES", "BONE_CELL_TYPES"]
 
 #: cell-type names in the order of their integer codes (the scenario's ``[cells.*]`` keys)
 TYPE_NAMES: tuple[str, ...] = CELL_TYPES
 TYPE_CODES: dict[str, int] = {n: i for i, n in enumerate(TYPE_NAMES)}
+#: the types that sit on the bone surface and remodel it
+BONE_CELL_TYPES: tuple[str, ...] = ("osteoclast", "osteoblast")
 
 
 class State(enum.IntFlag):

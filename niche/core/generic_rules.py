@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cells import TYPE_NAMES, State
+from .cells import BONE_CELL_TYPES, TYPE_NAMES, State
 from .remodel import BoneWork
 from .rules import Rules
 
@@ -31,7 +31,7 @@ class GenericRules(Rules):
             n = model.rng_place.poisson(c.initial_per_mm3 * model.lattice.volume_mm3)
             if n == 0:
                 continue
-            on_surface = name in ("osteoclast", "osteoblast")
+            on_surface = name in BONE_CELL_TYPES
             state = self._birth_state(model, name, n)
             model.changes.birth_random(code, n, state=state, nuclei=c.nuclei,
                                        near_bone=on_surface)

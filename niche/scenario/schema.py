@@ -39,8 +39,6 @@ __all__ = [
     "find_scenario",
 ]
 
-#: Cell-type keys in ``[cells.*]``, in the order of their integer type codes.
-CELL_TYPES: tuple[str, ...] = ("tcell", "ilc2", "monocyte", "osteoclast", "osteoblast")
 
 NonNeg = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 Pos = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
@@ -156,6 +154,11 @@ class CellsConfig(Strict):
     monocyte: CellTypeConfig = CellTypeConfig()
     osteoclast: CellTypeConfig = CellTypeConfig()
     osteoblast: CellTypeConfig = CellTypeConfig()
+
+
+#: Cell-type keys in ``[cells.*]``, in the order of their integer type codes (the one
+#: list of cell types: the engine's type codes, handles and file attributes follow it).
+CELL_TYPES: tuple[str, ...] = tuple(CellsConfig.model_fields)
 
 
 class OutputConfig(Strict):
