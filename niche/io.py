@@ -195,12 +195,12 @@ class RunWriter:
 
 
 def write_sidecar(path: Path, enabled: bool = True) -> None:
-    """Write the XDMF sidecar of a finished run file (``viz.xdmf``; ParaView, VisIt).
+    """Write the XDMF sidecar of a finished run file (:mod:`niche.xdmf`; ParaView, VisIt).
 
     With ``enabled=False`` a stale sidecar of a replaced run is removed instead. A failure
     is a warning: the run file itself is complete.
     """
-    from viz.xdmf import write_xdmf, xdmf_paths
+    from .xdmf import write_xdmf, xdmf_paths
 
     try:
         if enabled:

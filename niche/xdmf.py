@@ -177,7 +177,7 @@ def write_xdmf(run_path: str | os.PathLike, out: str | os.PathLike | None = None
     Raises:
         niche.io.RunFileError: the run file is missing, unreadable or not a run file.
     """
-    from niche.io import RunFileError, open_run
+    from .io import RunFileError, open_run  # here, not at the top: niche.io imports this module
 
     with open_run(run_path) as run:
         if run.n_frames == 0:
