@@ -57,7 +57,7 @@ def test_frame_write(benchmark, tmp_path, codec):
     """One reference-size frame (8 float32 fields, bone, 65k agents) written and flushed."""
     import h5py
 
-    from niche.io.runfile import _compression
+    from niche.io.writer import _compression
 
     rng = np.random.default_rng(0)
     # smooth-ish fields like a real run (noise compresses badly and is not representative)

@@ -45,9 +45,9 @@ def main(argv=None) -> dict:
     import numpy as np
 
     from niche.io import open_run
-    from viz.offscreen import setup_offscreen
-    from viz.render import SceneOptions, open_scene, render_movie
-    from viz.synthetic import write_synthetic_run
+    from niche.viz.offscreen import setup_offscreen
+    from niche.viz.render import SceneOptions, open_scene, render_movie
+    from niche.viz.synthetic import write_synthetic_run
 
     window = setup_offscreen()
     tmp = tempfile.TemporaryDirectory()

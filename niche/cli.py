@@ -1,5 +1,6 @@
-"""Command line: ``niche run``, ``niche info``, ``niche bench``, ``niche validate``, and the
-3D replay (package ``viz``): ``niche render``, ``niche view``, ``niche serve``,
+"""Command line: ``niche run``, ``niche scenarios``, ``niche info``, ``niche bench``,
+``niche validate``, and the 3D replay (:mod:`niche.viz`, source folder ``viz/``):
+``niche render``, ``niche view``, ``niche serve`` (these three need the ``viz`` extra),
 ``niche export-xdmf``.
 
 Errors in the user's input (scenario, overrides, output path, run file) print one line,
@@ -43,6 +44,16 @@ def _cmd_run(a) -> int:
     return 0
 
 
+def _cmd_scenarios(a) -> int:
+    from .scenario import list_scenarios
+
+    shipped = list_scenarios()
+    width = max(map(len, shipped), default=0)
+    for name, desc in shipped.items():
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
 def _cmd_info(a) -> int:
     from .io import open_run
 
@@ -64,10 +75,14 @@ def _cmd_info(a) -> int:
 
 
 def _cmd_bench(a) -> int:
-    from .bench import run_bench
+    from .tools.bench import BenchUnavailable, run_bench
 
-    rec = run_bench(a.out, quick=a.quick, e2e_days=a.e2e_days, threads=a.threads,
-                    select=a.select)
+    try:
+        rec = run_bench(a.out, quick=a.quick, e2e_days=a.e2e_days, threads=a.threads,
+                        select=a.select)
+    except BenchUnavailable as e:
+        print(f"niche: error: {e}", file=sys.stderr)
+        return 2
     print((Path(a.out) / "bench.md").read_text())
     print(f"wrote {Path(a.out) / 'bench.json'}, {Path(a.out) / 'bench.md'}, "
           f"{Path(a.out) / 'scaling.png'} in {rec['suite_wall_s']:.0f} s")
@@ -91,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"niche {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a scenario and write a run file")
-    r.add_argument("scenario", help="scenario TOML file or name in scenarios/")
+    r.add_argument("scenario", help="scenario TOML file, or the name of a shipped scenario "
+                                    "(see niche scenarios)")
     r.add_argument("--out", "-o", help="run file (default runs/<name>_seed<seed>.h5)")
     r.add_argument("--seed", type=int, help="random seed (overrides run.seed)")
     r.add_argument("--days", type=float, help="simulated days (overrides run.days)")
@@ -100,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace an existing run file")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_run)
+    sc = sub.add_parser("scenarios", help="list the shipped scenarios (name, description)")
+    sc.set_defaults(func=_cmd_scenarios)
     i = sub.add_parser("info", help="summarise a run file")
     i.add_argument("run", help="run file (.h5)")
     i.set_defaults(func=_cmd_info)
@@ -116,10 +134,25 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="run the validation targets V1-V12 (biology.md 3)")
     validate.add_arguments(v)
     v.set_defaults(func=_cmd_validate)
-    from viz.cli import add_subcommands
-
+    try:
+        from .viz.cli import add_subcommands  # argument parsing only: no pyvista/VTK needed
+    except ImportError:  # a source checkout that was never installed: niche.viz is unmapped
+        add_subcommands = _replay_unavailable
     add_subcommands(sub)
     return p
+
+
+def _replay_unavailable(sub) -> None:
+    """Replay commands when ``niche.viz`` cannot be imported: each says how to get it."""
+    def fail(a) -> int:
+        print(f"niche: error: niche {a.cmd} needs niche installed with the viz extra: "
+              'pip install -e ".[viz]"', file=sys.stderr)
+        return 2
+
+    for name in ("render", "view", "serve", "export-xdmf"):
+        q = sub.add_parser(name, help="3D replay (needs an installed niche)")
+        q.add_argument("args", nargs=argparse.REMAINDER)
+        q.set_defaults(func=fail)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """`niche bench --quick` runs the whole benchmark suite at tiny sizes and writes its record."""
 import json
 
-from niche.bench import TARGETS, run_bench
+from niche.tools.bench import TARGETS, run_bench
 
 
 def test_bench_quick_smoke(tmp_path):

@@ -1,4 +1,4 @@
-"""3D replay (viz/): off-screen pictures and movies, the scene, the XDMF sidecar, the CLI."""
+"""3D replay (niche.viz): off-screen pictures and movies, the scene, the XDMF sidecar, the CLI."""
 from __future__ import annotations
 
 import colorsys
@@ -8,16 +8,16 @@ import pytest
 
 import niche
 from niche.io import open_run
-from viz import style
-from viz.render import SceneOptions, open_scene, render_frame, render_movie
-from viz.xdmf import write_xdmf, xdmf_paths
+from niche.viz import style
+from niche.viz.render import SceneOptions, open_scene, render_frame, render_movie
+from niche.io.xdmf import write_xdmf, xdmf_paths
 
 from .conftest import tiny_overrides
 
 
 @pytest.fixture(scope="session")
 def synthetic_path(tmp_path_factory):
-    from viz.synthetic import write_synthetic_run
+    from niche.viz.synthetic import write_synthetic_run
 
     return write_synthetic_run(tmp_path_factory.mktemp("syn") / "syn.h5", shape=(20, 24, 28),
                                n_cells=400, frames=3)
@@ -111,7 +111,7 @@ def test_bone_formed_and_resorbed_are_drawn(synthetic_path):
 
 
 def test_scene_controls(run_path):
-    from viz.desktop import build_viewer
+    from niche.viz.desktop import build_viewer
 
     with open_run(run_path) as run:
         ui = build_viewer(run, SceneOptions(size=(400, 300)), off_screen=True)

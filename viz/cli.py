@@ -1,12 +1,16 @@
 """The replay subcommands of the ``niche`` command line (added by :mod:`niche.cli`).
 
 ``niche render``, ``niche view``, ``niche serve`` and ``niche export-xdmf``. A bad,
-truncated or unreadable run file, a bad option or a missing graphics library ends with one
-line, ``niche: error: ...``, and exit status 2 (never a traceback).
+truncated or unreadable run file, a bad option, a missing graphics library or a missing
+``viz`` extra ends with one line, ``niche: error: ...``, and exit status 2 (never a
+traceback). This module imports nothing beyond the standard library, so the subcommands and
+their ``--help`` exist in a base install; render, view and serve need the ``viz`` extra
+(pyvista, VTK, imageio, trame), export-xdmf does not (:mod:`niche.io.xdmf`).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -136,7 +140,7 @@ def _dispatch(a) -> None:
     from niche.io import open_run
 
     if a.viz == "export-xdmf":
-        from .xdmf import write_xdmf, xdmf_paths
+        from niche.io.xdmf import write_xdmf, xdmf_paths
 
         xml = write_xdmf(a.run, a.out, link=a.link)
         extra = "" if a.link else f" and {xdmf_paths(xml)[1].name}"
@@ -159,14 +163,55 @@ def _dispatch(a) -> None:
             serve(run, host=a.host, port=a.port, opts=_options(a, run), fps=a.fps)
 
 
+#: modules of the viz extra each subcommand needs (import names; export-xdmf needs none)
+_EXTRA_MODULES = {"render": ("pyvista", "vtk"), "view": ("pyvista", "vtk"),
+                  "serve": ("pyvista", "vtk", "trame", "trame_vtk", "trame_vuetify")}
+_EXTRA_NAMES = {m.split(".")[0] for mods in _EXTRA_MODULES.values() for m in mods} | {
+    "imageio", "imageio_ffmpeg", "vtkmodules"}
+
+
+def _extra_error(cmd: str, module: str) -> str:
+    return (f"niche {cmd} (3D replay) needs the viz extra ({module.split('.')[0]} is not "
+            f'installed): pip install "niche[viz]"')
+
+
+def _missing_module(a) -> str | None:
+    """The first module of the viz extra that ``a``'s subcommand needs and cannot find."""
+    mods = _EXTRA_MODULES.get(a.viz, ())
+    if a.viz == "render" and getattr(a, "movie", None):
+        mods += ("imageio",)
+    for mod in mods:
+        try:
+            if importlib.util.find_spec(mod) is None:
+                return mod
+        except (ImportError, ValueError):
+            return mod
+    return None
+
+
 def run_command(a) -> int:
     """Run one replay subcommand; user errors become one line and status 2."""
     from niche.io import RunFileError
 
     from .offscreen import OffscreenError
 
+    missing = _missing_module(a)
+    if missing:
+        print(f"niche: error: {_extra_error(a.viz, missing)}", file=sys.stderr)
+        return 2
     try:
         _dispatch(a)
+    except ImportError as e:
+        if (e.name or "").split(".")[0] not in _EXTRA_NAMES:
+            raise  # not the extra: a bug, show it
+        if isinstance(e, ModuleNotFoundError):  # e.g. imageio for a movie, found late
+            print(f"niche: error: {_extra_error(a.viz, e.name)}", file=sys.stderr)
+            return 2
+        # installed but broken, e.g. a VTK wheel without its system libraries
+        print(f"niche: error: niche {a.viz}: the viz extra is installed but cannot be loaded "
+              f'({e}); reinstall it: pip install --force-reinstall "niche[viz]"',
+              file=sys.stderr)
+        return 2
     except (RunFileError, OffscreenError, KeyError, IndexError, ValueError, RuntimeError) as e:
         msg = e.args[0] if e.args else str(e)
         print(f"niche: error: {msg}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Off-screen pictures and movies of a run file (no display needed; see viz.offscreen)."""
+"""Off-screen pictures and movies of a run file (no display needed; see niche.viz.offscreen)."""
 from __future__ import annotations
 
 import os
@@ -46,7 +46,7 @@ class SceneOptions:
 
 
 def open_scene(run, opts: SceneOptions | None = None, *, frame: int = 0, off_screen: bool = True):
-    """A :class:`~viz.scene.ReplayScene` of an open run file (sets up off-screen GL first)."""
+    """A :class:`~niche.viz.scene.ReplayScene` of an open run file (off-screen GL set up first)."""
     from .offscreen import setup_offscreen
 
     if off_screen:

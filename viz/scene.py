@@ -7,7 +7,7 @@ scale) on the right with a red cursor at the current frame. The 3D view holds
   centres, padded so that cut trabeculae are closed): ivory, with bone formed since the
   first frame in yellow, and a translucent red surface around bone resorbed since then;
 - the cells as spheres (sphere impostors, one actor per type so each can be hidden), sized
-  and coloured by type and state (:mod:`viz.style`), with a legend giving counts;
+  and coloured by type and state (:mod:`niche.viz.style`), with a legend giving counts;
 - one cytokine field as three orthogonal voxel slices or as a volume rendering, with a
   colour bar in the field's units; bone voxels are grey in the slices;
 - the scenario, simulated day and frame number.
@@ -80,7 +80,7 @@ class ReplayScene:
         charts: show the readout curves beside the 3D view.
         window_size: pixels (width, height).
         off_screen: render without a window (pictures, movies, the browser viewer).
-        camera: a preset of :data:`viz.style.CAMERAS`.
+        camera: a preset of :data:`niche.viz.style.CAMERAS`.
         clim: fixed colour range of the field; default: 0 to the largest value seen so
             far in this scene (it only grows while scrubbing, so colours stay comparable).
         frame: the frame shown first.

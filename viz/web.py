@@ -1,6 +1,6 @@
 """``niche serve``: the replay in a web browser (trame, server-side rendering).
 
-The server renders the same :class:`~viz.scene.ReplayScene` off screen and streams images
+The server renders the same :class:`~niche.viz.scene.ReplayScene` off screen and streams images
 to a ``VtkRemoteView`` in the page (rotate/zoom with the mouse as in a desktop window). The
 page has the same controls as ``niche view``: a frame slider, play/pause, previous/next,
 the field and how it is drawn, camera presets and one switch per cell type. It binds to

@@ -1,4 +1,4 @@
-"""Run files: one self-describing HDF5 file per run, and a lazy reader.
+"""Run files: the format (one self-describing HDF5 file per run) and the lazy reader.
 
 Layout (format ``niche-run`` version 1; full description in docs/file-format.md)::
 
@@ -13,9 +13,9 @@ Layout (format ``niche-run`` version 1; full description in docs/file-format.md)
     /agents/frame_offsets   (F + 1,) int64: rows of frame k are [off[k], off[k+1])
     /readouts/<name>        (F,) float64; attrs units
 
-The writer creates ``<out>.partial`` next to the target, flushes after every frame (a
-killed run leaves a readable partial file), and renames it onto the target only when the
-run ends. An existing target is never touched unless ``overwrite=True``.
+The writer (:mod:`.writer`) creates ``<out>.partial`` next to the target, flushes after
+every frame (a killed run leaves a readable partial file), and renames it onto the target
+only when the run ends. An existing target is never touched unless ``overwrite=True``.
 """
 from __future__ import annotations
 
@@ -27,11 +27,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..core.cells import TYPE_NAMES
-from ..core.observers import Observer
-from ..provenance import __version__, library_versions
 
-__all__ = ["RunWriter", "RunFile", "RunFileError", "open_run", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["RunFile", "RunFileError", "open_run", "partial_path", "FORMAT_NAME", "FORMAT_VERSION",
+           "AGENT_COLUMNS", "READOUT_UNITS"]
 
 FORMAT_NAME = "niche-run"
 FORMAT_VERSION = 1
@@ -54,151 +52,8 @@ class RunFileError(ValueError):
     """A run file is missing, unreadable, truncated or not a niche run."""
 
 
-def _compression(kind: str) -> dict[str, Any]:
-    if kind == "lz4":
-        import hdf5plugin
-
-        return dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
-    if kind == "gzip":
-        return dict(compression="gzip", compression_opts=4, shuffle=True)
-    return {}
-
-
 def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
-
-
-class RunWriter(Observer):
-    """Observer that writes frames of a :class:`~niche.core.model.Model` to HDF5.
-
-    Args:
-        path: target file.
-        overwrite: replace an existing target at the end of the run.
-    """
-
-    def __init__(self, path: str | os.PathLike, overwrite: bool = False):
-        self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise FileExistsError(
-                f"output {str(self.path)!r} exists; pass --overwrite (overwrite=True) to replace it")
-        if self.path.exists() and self.path.is_dir():
-            raise FileExistsError(f"output {str(self.path)!r} is a directory")
-        if not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.overwrite = overwrite
-        self.tmp = partial_path(self.path)
-        self.f: h5py.File | None = None
-        self.frames = 0
-
-    # -- observer hooks
-    def on_start(self, model) -> None:
-        sc = model.scenario
-        f = self.f = h5py.File(self.tmp, "w", libver="latest")
-        f.attrs.update(
-            format=FORMAT_NAME, format_version=FORMAT_VERSION, niche_version=__version__,
-            seed=model.seed, scenario_name=sc.name, scenario_toml=sc.to_toml(),
-            library_versions=json.dumps(library_versions()),
-            shape_zyx=np.asarray(model.lattice.shape, np.int64), voxel_um=model.lattice.voxel_um,
-            field_names=json.dumps(list(model.field_names)), type_names=json.dumps(list(TYPE_NAMES)),
-            status="running",
-        )
-        Z, Y, X = model.lattice.shape
-        comp = _compression(sc.output.compression)
-        self.out_fields = (list(model.field_names) if sc.output.fields == "all"
-                           else list(sc.output.fields))
-        f.create_dataset("time_days", shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
-        f["time_days"].attrs["units"] = "day"
-        g = f.create_group("fields")
-        g.attrs["layout"] = "frame, z, y, x"
-        fdt = sc.output.field_dtype
-        for name in self.out_fields:
-            ds = g.create_dataset(name, shape=(0, Z, Y, X), maxshape=(None, Z, Y, X), dtype=fdt,
-                                  chunks=(1, Z, Y, X), **comp)
-            fc = sc.fields[name]
-            ds.attrs.update(units=fc.units, diffusivity_um2_per_s=fc.diffusivity_um2_per_s,
-                            decay_per_s=fc.decay_per_s, source=fc.source)
-        f.create_dataset("bone", shape=(0, Z, Y, X), maxshape=(None, Z, Y, X), dtype="u1",
-                         chunks=(1, Z, Y, X), **comp)
-        f["bone"].attrs["meaning"] = "1 = bone, 0 = marrow"
-        f.create_dataset("vessel", data=model.lattice.vessel, **comp)
-        ag = f.create_group("agents")
-        ag.attrs["type_names"] = json.dumps(list(TYPE_NAMES))
-        for col, dt in AGENT_COLUMNS.items():
-            ag.create_dataset(col, shape=(0,), maxshape=(None,), dtype=dt, chunks=(65536,), **comp)
-        ag["z"].attrs["units"] = ag["y"].attrs["units"] = ag["x"].attrs["units"] = "voxel"
-        ag["age_days"].attrs["units"] = "day"
-        ag.create_dataset("frame_offsets", data=np.zeros(1, np.int64), maxshape=(None,),
-                          chunks=(1024,))
-        self.readout_names = list(model.readouts().keys())
-        rg = f.create_group("readouts")
-        for name in self.readout_names:
-            ds = rg.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
-            ds.attrs["units"] = READOUT_UNITS.get(name, "pM" if name.endswith("_pM") else "cells")
-        f.flush()
-
-    def on_frame(self, model) -> None:
-        f = self.f
-        k = self.frames
-        f["time_days"].resize((k + 1,))
-        f["time_days"][k] = model.t_days
-        for name in self.out_fields:
-            ds = f["fields"][name]
-            ds.resize((k + 1,) + ds.shape[1:])
-            ds[k] = model.fields.c[model.field_index(name)]
-        f["bone"].resize((k + 1,) + f["bone"].shape[1:])
-        f["bone"][k] = model.lattice.bone
-        cells = model.cells
-        s = cells.alive_slots()
-        s = s[np.argsort(cells.cell_id[s], kind="stable")]
-        ag = f["agents"]
-        off = ag["frame_offsets"]
-        start = int(off[k])
-        for col in AGENT_COLUMNS:
-            ds = ag[col]
-            ds.resize((start + s.size,))
-            ds[start:] = getattr(cells, _STORE_NAME.get(col, col))[s]
-        off.resize((k + 2,))
-        off[k + 1] = start + s.size
-        ro = model.frame_readouts
-        for name in self.readout_names:
-            ds = f["readouts"][name]
-            ds.resize((k + 1,))
-            ds[k] = ro.get(name, np.nan)
-        self.frames += 1
-        f.flush()
-
-    def on_end(self, model) -> None:
-        self.close(complete=True)
-        write_sidecar(self.path, model.scenario.output.xdmf)
-
-    def close(self, complete: bool = False) -> None:
-        if self.f is None:
-            return
-        self.f.attrs["status"] = "complete" if complete else "incomplete"
-        self.f.close()
-        self.f = None
-        if complete:
-            os.replace(self.tmp, self.path)
-
-
-def write_sidecar(path: Path, enabled: bool = True) -> None:
-    """Write the XDMF sidecar of a finished run file (``viz.xdmf``; ParaView, VisIt).
-
-    With ``enabled=False`` a stale sidecar of a replaced run is removed instead. A failure
-    is a warning: the run file itself is complete.
-    """
-    from viz.xdmf import write_xdmf, xdmf_paths
-
-    try:
-        if enabled:
-            write_xdmf(path)
-        else:
-            for p in xdmf_paths(path):
-                p.unlink(missing_ok=True)
-    except (OSError, ValueError) as e:  # pragma: no cover - disk full, permissions
-        import warnings
-
-        warnings.warn(f"XDMF sidecar of {path.name} not written: {e}", stacklevel=2)
 
 
 class RunFile:

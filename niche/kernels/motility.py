@@ -87,7 +87,6 @@ from niche.kernels.rng import (
     STREAM_MOVE,
     STREAM_ORDER,
     counter_key,
-    rand_u64,
     step_key,
     uniform,
     unit_vector,

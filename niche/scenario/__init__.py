@@ -14,6 +14,7 @@ from .schema import (
     ConfigError,
     Scenario,
     find_scenario,
+    list_scenarios,
     load_scenario,
     parse_overrides,
     scenario_to_toml,
@@ -21,4 +22,4 @@ from .schema import (
 )
 
 __all__ = ["CELL_TYPES", "MAX_SEED", "ConfigError", "Scenario", "find_scenario",
-           "load_scenario", "parse_overrides", "scenario_to_toml", "validate_raw"]
+           "list_scenarios", "load_scenario", "parse_overrides", "scenario_to_toml", "validate_raw"]

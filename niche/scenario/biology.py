@@ -14,7 +14,7 @@ the cell's voxel by the engine).
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 

@@ -37,6 +37,7 @@ __all__ = [
     "parse_overrides",
     "scenario_to_toml",
     "find_scenario",
+    "list_scenarios",
 ]
 
 
@@ -251,21 +252,44 @@ class Scenario(Strict):
 
 # ----------------------------------------------------------------------------- loading
 
-def _repo_scenarios_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "scenarios"
+def _scenarios_dir() -> Path:
+    """The shipped scenarios: package data ``niche.scenarios`` (source folder ``scenarios/``)."""
+    from importlib.resources import files
+
+    try:
+        return Path(str(files("niche.scenarios")))
+    except ModuleNotFoundError:  # a source checkout on PYTHONPATH, not installed
+        return Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def list_scenarios() -> dict[str, str]:
+    """The shipped scenarios, ``{name: description}``, sorted by name (``niche scenarios``)."""
+    out = {}
+    for path in sorted(_scenarios_dir().glob("*.toml")):
+        try:
+            desc = tomllib.loads(path.read_text(encoding="utf-8")).get("description", "")
+        except (OSError, tomllib.TOMLDecodeError):
+            desc = "(unreadable)"
+        out[path.stem] = str(desc)
+    return out
 
 
 def find_scenario(name_or_path: str | Path) -> Path:
-    """Resolve a scenario path, or a bare name in the project's ``scenarios/`` folder."""
+    """Resolve a scenario path, or a bare name of a shipped scenario (``niche scenarios``)."""
     p = Path(name_or_path)
     if p.is_file():
         return p
-    if p.suffix == "" and not p.parent.parts:
-        cand = _repo_scenarios_dir() / f"{p.name}.toml"
+    bare = not p.parent.parts
+    if bare and p.suffix == "":
+        cand = _scenarios_dir() / f"{p.name}.toml"
         if cand.is_file():
             return cand
     if p.exists() and not p.is_file():
         raise ConfigError(f"scenario {str(p)!r} is not a file")
+    if bare:
+        known = ", ".join(list_scenarios())
+        raise ConfigError(f"scenario file {str(p)!r} does not exist and is not a shipped "
+                          f"scenario (shipped: {known})")
     raise ConfigError(f"scenario file {str(p)!r} does not exist")
 
 
@@ -385,8 +409,8 @@ def load_scenario(
     """Load and validate a scenario.
 
     Args:
-        source: a TOML file path, a bare scenario name from ``scenarios/`` (e.g.
-            ``"default"``), or an already-parsed mapping.
+        source: a TOML file path, a bare name of a shipped scenario (e.g.
+            ``"default"``; ``niche scenarios`` lists them), or an already-parsed mapping.
         overrides: ``["run.days=3", ...]`` or ``{"run.days": 3}``; applied before validation.
 
     Returns:

@@ -33,6 +33,8 @@ from xml.sax.saxutils import quoteattr
 import h5py
 import numpy as np
 
+from .runfile import RunFileError, open_run
+
 __all__ = ["write_xdmf", "xdmf_paths"]
 
 _NUMBER = {  # numpy dtype -> (XDMF NumberType, Precision)
@@ -177,8 +179,6 @@ def write_xdmf(run_path: str | os.PathLike, out: str | os.PathLike | None = None
     Raises:
         niche.io.RunFileError: the run file is missing, unreadable or not a run file.
     """
-    from niche.io import RunFileError, open_run
-
     with open_run(run_path) as run:
         if run.n_frames == 0:
             raise RunFileError(f"{str(run.path)!r} has no complete frame to export")

@@ -1,7 +1,8 @@
 """``niche bench``: run the benchmark suite and write a JSON record, a Markdown table and a
 scaling plot.
 
-The timings come from pytest-benchmark (``benchmarks/``); this module adds what one
+The timings come from pytest-benchmark (the suite in ``benchmarks/``, installed as
+``niche.benchmarks``; it needs the ``bench`` extra); this module adds what one
 harness run cannot: numba compile time (a tiny run with a cold cache minus the same run
 with a warm one), the end-to-end reference scenario in a separate process (wall time and
 peak memory), and the ratios against the baselines measured in the same run (STREAM triad
@@ -18,10 +19,25 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["run_bench", "TARGETS"]
+__all__ = ["run_bench", "TARGETS", "BenchUnavailable"]
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = ROOT / "benchmarks"
+
+class BenchUnavailable(RuntimeError):
+    """The benchmark suite or pytest-benchmark is not installed (one-line message)."""
+
+
+def _bench_dir() -> Path:
+    """The benchmark suite: ``niche.benchmarks`` (source folder ``benchmarks/``)."""
+    from importlib.resources import files
+
+    try:
+        return Path(str(files("niche.benchmarks")))
+    except ModuleNotFoundError:  # a source checkout on PYTHONPATH, not installed
+        d = Path(__file__).resolve().parents[2] / "benchmarks"
+        if not (d / "conftest.py").is_file():
+            msg = 'niche bench: the benchmark suite (niche.benchmarks) is not installed'
+            raise BenchUnavailable(msg + '; reinstall: pip install "niche[bench]"') from None
+        return d
 
 #: (description, target) pairs checked against the measurements.
 TARGETS = {
@@ -55,14 +71,6 @@ def _machine() -> dict:
     except OSError:
         pass
     return info
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 _TINY_RUN = (
@@ -263,12 +271,15 @@ def _plot(rec: dict, path: Path) -> None:
 def run_bench(out_dir: str | Path = "bench", quick: bool = False, e2e_days: float | None = None,
               threads: int | None = None, select: str | None = None) -> dict:
     """Run the suite; returns the record (also written to ``out_dir``)."""
-    from .provenance import library_versions
+    from ..provenance import git_commit, library_versions
 
     try:
         import pytest_benchmark  # noqa: F401
     except ImportError:
-        raise RuntimeError("niche bench needs pytest-benchmark: pip install -e '.[bench]'") from None
+        raise BenchUnavailable('niche bench needs the bench extra (pytest-benchmark is not '
+                               'installed): pip install "niche[bench]"') from None
+    bench_dir = _bench_dir()
+    root = bench_dir.parent  # the repository, or site-packages/niche for an installed copy
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -276,17 +287,18 @@ def run_bench(out_dir: str | Path = "bench", quick: bool = False, e2e_days: floa
         env["NUMBA_NUM_THREADS"] = str(threads)
     if quick:
         env["NICHE_BENCH_QUICK"] = "1"
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    raw_path = out / "pytest-benchmark.json"
-    cmd = [sys.executable, "-m", "pytest", str(BENCH_DIR), "-q", "-p", "no:cacheprovider",
-           f"--benchmark-json={raw_path}", "--benchmark-disable-gc", "--rootdir", str(ROOT)]
+    here = str(Path(__file__).resolve().parents[2])  # niche importable without an install
+    env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
+    raw_path = (out / "pytest-benchmark.json").resolve()
+    cmd = [sys.executable, "-m", "pytest", str(bench_dir), "-q", "-p", "no:cacheprovider",
+           f"--benchmark-json={raw_path}", "--benchmark-disable-gc", "--rootdir", str(root)]
     if quick:
         cmd += ["--benchmark-min-rounds=1", "--benchmark-max-time=0.05",
                 "--benchmark-warmup=off"]
     if select:
         cmd += ["-k", select]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError("benchmark run failed:\n" + proc.stdout[-3000:] + proc.stderr[-2000:])
     raw = json.loads(raw_path.read_text())
@@ -304,7 +316,7 @@ def run_bench(out_dir: str | Path = "bench", quick: bool = False, e2e_days: floa
         targets[key] = dict(what=what, goal=goal, value=v, max=is_max, met=met)
     import numba
 
-    rec = dict(quick=quick, commit=_commit(), machine=_machine(),
+    rec = dict(quick=quick, commit=git_commit(), machine=_machine(),
                threads=int(env.get("NUMBA_NUM_THREADS", numba.config.NUMBA_NUM_THREADS)),
                versions=library_versions(), rows=rows, compile=comp, e2e=e2e, derived=derived,
                targets=targets, suite_wall_s=time.perf_counter() - t0,
