@@ -32,23 +32,23 @@ def uniform_at(seed, stream, step, counter, j):
 
 
 @njit(cache=True)
+def _draws(seed, stream, step, counters, j, gaussian):
+    k = rng.step_key(seed, stream, step)
+    out = np.empty(counters.shape[0], dtype=np.float64)
+    for i in range(counters.shape[0]):
+        ck = rng.counter_key(k, counters[i])
+        out[i] = rng.normal(ck, j) if gaussian else rng.uniform(ck, j)
+    return out
+
+
 def uniform_array(seed, stream, step, counters, j):
     """Uniforms for many counters at one draw index (float64 array)."""
-    k = rng.step_key(seed, stream, step)
-    out = np.empty(counters.shape[0], dtype=np.float64)
-    for i in range(counters.shape[0]):
-        out[i] = rng.uniform(rng.counter_key(k, counters[i]), j)
-    return out
+    return _draws(seed, stream, step, counters, j, False)
 
 
-@njit(cache=True)
 def normal_array(seed, stream, step, counters, j):
     """Standard normals for many counters (draw indices ``j``, ``j+1``)."""
-    k = rng.step_key(seed, stream, step)
-    out = np.empty(counters.shape[0], dtype=np.float64)
-    for i in range(counters.shape[0]):
-        out[i] = rng.normal(rng.counter_key(k, counters[i]), j)
-    return out
+    return _draws(seed, stream, step, counters, j, True)
 
 
 def make_state(shape, n, wall_frac=0.0, seed=0, hop=(0.2, 1.0), pers=(0.0, 1.0),

@@ -117,6 +117,17 @@ def test_scenarios_resolve_by_name_from_any_folder(tmp_path, monkeypatch):
     assert find_scenario("sham.toml").resolve() == tmp_path / "sham.toml"  # a path wins
     with pytest.raises(ConfigError, match="shipped: default, .*sham"):
         find_scenario("shamm")
+    # a user's own file extends a shipped scenario by name; a local parent wins
+    sub = tmp_path / "mine"
+    sub.mkdir()
+    (sub / "my_ovx.toml").write_text('extends = "ovx.toml"\nname = "my_ovx"\n')
+    sc = load_scenario(sub / "my_ovx.toml")
+    assert sc.name == "my_ovx" and sc.estrogen == load_scenario("ovx").estrogen
+    (sub / "ovx.toml").write_text('name = "local_parent"\n')
+    assert load_scenario(sub / "my_ovx.toml").estrogen == load_scenario("sham").estrogen
+    (sub / "bad.toml").write_text('extends = "nope.toml"\n')
+    with pytest.raises(ConfigError, match="parent 'nope.toml' does not exist"):
+        load_scenario(sub / "bad.toml")
 
 
 def test_unknown_scenario_names_the_shipped_ones(cli):

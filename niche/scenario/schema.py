@@ -324,6 +324,9 @@ def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         if not isinstance(parent, str):
             raise ConfigError(f"scenario {path.name!r}: extends: must be a file name string")
         ppath = (path.parent / parent)
+        shipped = _scenarios_dir() / parent
+        if not ppath.is_file() and Path(parent).name == parent and shipped.is_file():
+            ppath = shipped  # a user's file extending a shipped scenario by name
         if not ppath.is_file():
             raise ConfigError(
                 f"scenario {path.name!r}: extends: parent {parent!r} does not exist"
