@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="run the validation targets V1-V12 (biology.md 3)")
     validate.add_arguments(v)
     v.set_defaults(func=_cmd_validate)
+    from .experiments.cli import add_subcommands as add_experiment
+
+    add_experiment(sub)
     try:
         from .viz.cli import add_subcommands  # argument parsing only: no pyvista/VTK needed
     except ImportError:  # a source checkout that was never installed: niche.viz is unmapped

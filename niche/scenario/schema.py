@@ -382,7 +382,7 @@ def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[
     return raw
 
 
-def _format_errors(err: ValidationError, label: str) -> str:
+def format_errors(err: ValidationError, label: str) -> str:
     msgs = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
@@ -402,7 +402,7 @@ def validate_raw(raw: Mapping[str, Any], label: str = "<dict>") -> Scenario:
     try:
         return Scenario.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_format_errors(e, label)) from None
+        raise ConfigError(format_errors(e, label)) from None
 
 
 def load_scenario(

@@ -1,0 +1,265 @@
+"""Running an experiment into a folder: one file per run, resumable, failures kept apart.
+
+Layout of an experiment folder::
+
+    DIR/experiment.toml          the resolved description (a rerun must match it)
+    DIR/runs/<run_id>.parquet    one finished run: its tidy readouts (written atomically)
+    DIR/failed/<run_id>.txt      one failed run: the error and its traceback
+
+:func:`run_experiment` runs what is missing (finished runs are skipped, so an interrupted
+experiment resumes by running it again; failed runs are tried again), on an in-process
+``LocalCluster`` (workers = cores, one single-threaded simulation each), on an existing
+cluster (``scheduler="tcp://host:8786"``), or serially in this process (``workers=0``).
+Workers run the simulation and send back the run's table; this process writes the files,
+so a cluster needs no shared file system. :func:`load` returns every finished run as one
+tidy table (pandas): one row per run x time x readout, with columns ``experiment``,
+``run_id``, ``arm``, ``seed``, one per swept parameter, ``t_days``, ``readout``,
+``value``. :func:`status` counts finished, failed and pending runs.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..scenario import ConfigError
+from .execution import local_client
+from .spec import Experiment, RunSpec, load_experiment
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["run_experiment", "load", "status", "ExperimentStatus", "execute_run", "tidy"]
+
+SPEC_FILE = "experiment.toml"
+ID_COLUMNS = ("experiment", "run_id", "arm", "seed")
+
+
+def tidy(history: "pd.DataFrame", run: RunSpec, experiment: Experiment) -> "pd.DataFrame":
+    """A run's history (one row per frame) as tidy rows, filtered to the experiment's
+    readouts and times. Raises ValueError naming a readout or time the run lacks."""
+    import pandas as pd
+
+    out = experiment.output
+    cols = [c for c in history.columns if c != "t_days"]
+    if out.readouts is not None:
+        missing = [r for r in out.readouts if r not in cols]
+        if missing:
+            raise ValueError(f"run {run.run_id}: no readout {missing[0]!r} "
+                             f"(it has: {', '.join(sorted(cols))})")
+        cols = list(out.readouts)
+    h = history
+    if out.times is not None:
+        t = history["t_days"].to_numpy()
+        keep = []
+        for want in out.times:
+            hit = abs(t - want) < 1e-6
+            if not hit.any():
+                raise ValueError(f"run {run.run_id}: no frame at day {want:g} (frames at "
+                                 f"{', '.join(f'{v:g}' for v in t[:8])}{' ...' if t.size > 8 else ''})")
+            keep.append(int(hit.argmax()))
+        h = history.iloc[keep]
+    long = h.melt(id_vars=["t_days"], value_vars=cols, var_name="readout", value_name="value")
+    long.insert(0, "experiment", experiment.name)
+    long.insert(1, "run_id", run.run_id)
+    long.insert(2, "arm", run.arm)
+    long.insert(3, "seed", run.seed)
+    for i, (k, v) in enumerate(run.params):
+        long.insert(4 + i, k, v)
+    long["t_days"] = long["t_days"].astype("float64")
+    long["value"] = long["value"].astype("float64")
+    return long.reset_index(drop=True)
+
+
+def execute_run(run: RunSpec, experiment: Experiment, base_dir: str | None = None) -> dict:
+    """Worker side: run one :class:`RunSpec` in memory; return ``{"ok", "table" | "error",
+    "traceback", "wall_s"}``. Never raises."""
+    t0 = time.perf_counter()
+    try:
+        from ..runner import run as run_scenario
+
+        res = run_scenario(run.resolve_scenario(Path(base_dir) if base_dir else None),
+                           write=False, overrides=run.all_overrides(run.seed), progress=False)
+        table = tidy(res.history, run, experiment)
+        return {"ok": True, "table": table, "wall_s": time.perf_counter() - t0}
+    except Exception as e:  # noqa: BLE001 - reported per run
+        return {"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0],
+                "traceback": traceback.format_exc(), "wall_s": time.perf_counter() - t0}
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _paths(out: Path, run_id: str) -> tuple[Path, Path]:
+    return out / "runs" / f"{run_id}.parquet", out / "failed" / f"{run_id}.txt"
+
+
+def _record(out: Path, run: RunSpec, r: dict) -> None:
+    done, failed = _paths(out, run.run_id)
+    if r["ok"]:
+        _atomic_write(done, lambda p: r["table"].to_parquet(p, index=False))
+        failed.unlink(missing_ok=True)
+    else:
+        text = f"{r['error']}\n\n{r.get('traceback', '')}"
+        _atomic_write(failed, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def _prepare(experiment: Experiment, out: Path) -> None:
+    """Create the folder, or check that it holds this same experiment."""
+    spec = out / SPEC_FILE
+    if spec.exists():
+        try:
+            old = load_experiment(spec)
+        except ConfigError as e:
+            raise ConfigError(f"{str(out)!r} holds an unreadable {SPEC_FILE}: {e}") from None
+        if old.digest() != experiment.digest():
+            raise ConfigError(f"{str(out)!r} holds another experiment ({old.name!r}, "
+                              "different arms, seeds, sweeps or outputs): choose a new --out")
+    elif out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{str(out)!r} exists and is not an experiment folder (no {SPEC_FILE})")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    (out / "failed").mkdir(exist_ok=True)
+    if not spec.exists():
+        text = experiment.resolved().to_toml()
+        _atomic_write(spec, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+@dataclass
+class ExperimentStatus:
+    """Runs of an experiment folder: finished, failed (with their first error line), pending."""
+
+    total: int
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+    executed: int = 0
+
+    def summary(self) -> str:
+        s = (f"{len(self.done)}/{self.total} runs finished, {len(self.failed)} failed, "
+             f"{len(self.pending)} pending")
+        for rid, err in list(self.failed.items())[:10]:
+            s += f"\n  FAILED {rid}: {err}"
+        if len(self.failed) > 10:
+            s += f"\n  ... and {len(self.failed) - 10} more (see failed/)"
+        return s
+
+
+def status(out: str | Path, experiment: Experiment | None = None) -> ExperimentStatus:
+    """What an experiment folder holds (``experiment`` defaults to its own description)."""
+    out = Path(out)
+    if experiment is None:
+        if not (out / SPEC_FILE).is_file():
+            raise ConfigError(f"{str(out)!r} is not an experiment folder (no {SPEC_FILE})")
+        experiment = load_experiment(out / SPEC_FILE)
+    runs = experiment.runs()
+    st = ExperimentStatus(total=len(runs))
+    for r in runs:
+        done, failed = _paths(out, r.run_id)
+        if done.is_file():
+            st.done.append(r.run_id)
+        elif failed.is_file():
+            st.failed[r.run_id] = failed.read_text(encoding="utf-8").splitlines()[0]
+        else:
+            st.pending.append(r.run_id)
+    return st
+
+
+def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
+                   workers: int | None = None, scheduler: str | None = None,
+                   progress: bool | None = None) -> ExperimentStatus:
+    """Run every run of ``experiment`` that ``out`` does not hold yet.
+
+    Args:
+        experiment: an :class:`Experiment` or the path of its TOML file (scenario paths in
+            it are relative to that file).
+        out: the experiment folder (created; a folder of another experiment is refused).
+        workers: LocalCluster worker processes (default: the CPU count); ``0`` runs
+            serially in this process (for debugging).
+        scheduler: address of an existing dask scheduler (``tcp://host:8786``); its
+            workers should run one thread each (``--nthreads 1``, ``NUMBA_NUM_THREADS=1``).
+        progress: a progress bar over runs with an ETA (None: only on a terminal).
+
+    Returns:
+        The folder's :class:`ExperimentStatus` afterwards (``executed``: runs tried now).
+    """
+    from tqdm import tqdm
+
+    base_dir = None
+    if not isinstance(experiment, Experiment):
+        base_dir = str(Path(experiment).resolve().parent)
+        experiment = load_experiment(experiment)
+    out = Path(out)
+    runs = experiment.check(Path(base_dir) if base_dir else None)
+    _prepare(experiment, out)
+    todo = [r for r in runs if not _paths(out, r.run_id)[0].is_file()]
+    bar = tqdm(total=len(todo), unit="run", desc=experiment.name,
+               disable=None if progress is None else not progress)
+    try:
+        if not todo:
+            pass
+        elif workers == 0 and scheduler is None:
+            for r in todo:
+                _record(out, r, execute_run(r, experiment, base_dir))
+                bar.update(1)
+        else:
+            _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler)
+    finally:
+        bar.close()
+    st = status(out, experiment)
+    st.executed = len(todo)
+    return st
+
+
+def _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler) -> None:
+    from distributed import Client, as_completed
+
+    with (Client(scheduler) if scheduler else local_client(workers)) as client:
+        futs = {}
+        for r in todo:
+            fut = client.submit(execute_run, r, experiment, base_dir, pure=False,
+                                key=f"niche-run-{r.run_id}-{uuid.uuid4().hex[:6]}")
+            futs[fut] = r
+        for fut in as_completed(list(futs)):
+            r = futs.pop(fut)
+            try:
+                res = fut.result()
+            except Exception as e:  # noqa: BLE001 - a worker died, a cancelled task
+                res = {"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0],
+                       "traceback": traceback.format_exc()}
+            _record(out, r, res)
+            fut.release()
+            bar.update(1)
+            if not res["ok"]:
+                bar.write(f"FAILED {r.run_id}: {res['error']}", file=sys.stderr)
+
+
+def load(out: str | Path) -> "pd.DataFrame":
+    """Every finished run of an experiment folder as one tidy table, sorted by arm, swept
+    parameters, seed, time and readout."""
+    import pandas as pd
+
+    out = Path(out)
+    st = status(out)
+    exp = load_experiment(out / SPEC_FILE)
+    frames = [pd.read_parquet(out / "runs" / f"{rid}.parquet") for rid in st.done]
+    if not frames:
+        cols = [*ID_COLUMNS, *exp.swept_keys(), "t_days", "readout", "value"]
+        return pd.DataFrame({c: [] for c in cols})
+    df = pd.concat(frames, ignore_index=True)
+    keys = [k for k in exp.swept_keys() if k in df.columns]
+    cols = [*ID_COLUMNS, *keys, "t_days", "readout", "value"]
+    df = df[cols]
+    df = df.sort_values(["arm", *keys, "seed", "t_days", "readout"], kind="stable",
+                        na_position="first")
+    return df.reset_index(drop=True)

@@ -1,0 +1,341 @@
+"""Experiment descriptions: named arms x replicate seeds x parameter sweeps, in TOML or Python.
+
+An experiment file::
+
+    name = "il2_dose"
+    description = "OVX with IL-2 at three doses against sham and untreated OVX"
+    seed = 2026            # the replicate seeds are derived from it (or: seeds = [1, 2, 3])
+    replicates = 5
+    days = 56              # every arm (an arm may say its own)
+    [set]                  # overrides for every arm, e.g. a smaller domain
+    "domain.shape_voxels" = [48, 48, 48]
+
+    [arms.sham]
+    scenario = "sham"
+    [arms.ovx]
+    scenario = "ovx"
+    [arms.ovx_il2]
+    scenario = "ovx_il2"
+    set = { "il2.start_day" = 21.0 }
+    [arms.ovx_il2_no_ilc2]
+    scenario = "ovx_il2"
+    set = { perturbations = [{ kind = "deplete", target = "ilc2", day = 21.0 }] }
+
+    [[sweeps]]             # a sweep multiplies the arms it names (default: every arm)
+    arms = ["ovx_il2"]
+    grid = { "il2.dose_iu" = [10000, 25000, 50000] }
+
+    [output]
+    readouts = ["bv_tv", "n_treg", "n_osteoclast"]   # default: every readout
+    times = [0, 28, 56]                              # days kept (default: every frame)
+
+Every arm runs with the same seeds, so arms compare *paired by seed* (the same seed gives
+the same initial bone). :meth:`Experiment.runs` expands the description into one
+:class:`RunSpec` per (arm, parameter set, seed), each with a stable ``run_id``;
+:meth:`Experiment.check` loads every run's scenario before anything runs, so a bad key or
+value fails at once with a message that names the arm, the sweep value and the key.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Mapping
+
+import numpy as np
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from ..scenario import MAX_SEED, ConfigError, load_scenario, parse_overrides
+from ..scenario.base import Strict
+from ..scenario.schema import format_errors
+
+__all__ = ["ArmSpec", "SweepSpec", "OutputSpec", "Experiment", "RunSpec", "load_experiment",
+           "derive_seeds"]
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+Days = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not _NAME.match(name) or len(name) > 64:
+        raise ValueError(f"{kind} name {name!r}: use letters, digits, '_' or '-' "
+                         "(starting with a letter, at most 64 characters)")
+    return name
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"il2": {"dose_iu": 1}}`` -> ``{"il2.dose_iu": 1}`` (TOML's dotted keys nest);
+    lists are values."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+class ArmSpec(Strict):
+    """One arm: a scenario (shipped name or path), its days and its overrides."""
+
+    scenario: str
+    days: Days | None = None
+    set: dict[str, Any] = {}
+    description: str = ""
+
+    @field_validator("set", mode="before")
+    @classmethod
+    def _flat(cls, v: Any) -> Any:
+        return flatten(v) if isinstance(v, Mapping) else v
+
+
+class SweepSpec(Strict):
+    """A parameter sweep: a full-factorial ``grid`` and/or explicit ``samples`` (one dict
+    of dotted keys each, e.g. from a sensitivity design), multiplying ``arms``."""
+
+    arms: list[str] | None = None
+    grid: dict[str, list[Any]] = {}
+    samples: list[dict[str, Any]] = []
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _flat(cls, v: Any) -> Any:
+        return flatten(v) if isinstance(v, Mapping) else v
+
+    @field_validator("samples", mode="before")
+    @classmethod
+    def _flat_samples(cls, v: Any) -> Any:
+        return [flatten(s) if isinstance(s, Mapping) else s for s in v] if isinstance(v, list) else v
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for k, vals in v.items():
+            if not vals:
+                raise ValueError(f"grid {k!r}: needs at least one value")
+        return v
+
+    @model_validator(mode="after")
+    def _something(self) -> "SweepSpec":
+        if not self.grid and not self.samples:
+            raise ValueError("a sweep needs a grid or samples")
+        return self
+
+    def parameter_sets(self) -> list[dict[str, Any]]:
+        """Every parameter set of this sweep: the grid's product, then the samples."""
+        out = []
+        if self.grid:
+            keys = list(self.grid)
+            out += [dict(zip(keys, vals)) for vals in itertools.product(*self.grid.values())]
+        out += [dict(s) for s in self.samples]
+        return out
+
+
+class OutputSpec(Strict):
+    """What each run keeps: readouts (default all) at times in days (default every frame)."""
+
+    readouts: list[str] | None = None
+    times: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] | None = None
+
+
+class Experiment(Strict):
+    """A whole experiment (see the module docstring for the TOML form)."""
+
+    name: str
+    description: str = ""
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+    replicates: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = None
+    days: Days | None = None
+    set: dict[str, Any] = {}
+    arms: dict[str, ArmSpec]
+    sweeps: list[SweepSpec] = []
+    output: OutputSpec = OutputSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name("experiment", v)
+
+    @field_validator("set", mode="before")
+    @classmethod
+    def _flat(cls, v: Any) -> Any:
+        return flatten(v) if isinstance(v, Mapping) else v
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v: dict[str, ArmSpec]) -> dict[str, ArmSpec]:
+        if not v:
+            raise ValueError("an experiment needs at least one arm")
+        for name in v:
+            _check_name("arm", name)
+        return v
+
+    @model_validator(mode="after")
+    def _replicates(self) -> "Experiment":
+        if (self.replicates is None) == (self.seeds is None):
+            raise ValueError("give either replicates (seeds derived from seed) or seeds "
+                             "(an explicit list), not both or neither")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: repeated values in {self.seeds}")
+        for i, sw in enumerate(self.sweeps):
+            for a in sw.arms or []:
+                if a not in self.arms:
+                    raise ValueError(f"sweeps.{i}.arms: no arm {a!r} (arms: "
+                                     f"{', '.join(self.arms)})")
+        return self
+
+    # ------------------------------------------------------------------ expansion
+    def seed_list(self) -> list[int]:
+        """The replicate seeds, the same for every arm."""
+        if self.seeds is not None:
+            return list(self.seeds)
+        return derive_seeds(self.seed, int(self.replicates))
+
+    def parameter_sets(self, arm: str) -> list[dict[str, Any]]:
+        """The swept parameter sets of ``arm`` (``[{}]`` if no sweep names it)."""
+        sets: list[dict[str, Any]] = []
+        for sw in self.sweeps:
+            if sw.arms is None or arm in sw.arms:
+                sets += sw.parameter_sets()
+        return sets or [{}]
+
+    def swept_keys(self) -> list[str]:
+        """Every swept key, in order of first appearance."""
+        keys: dict[str, None] = {}
+        for arm in self.arms:
+            for ps in self.parameter_sets(arm):
+                keys.update(dict.fromkeys(ps))
+        return list(keys)
+
+    def runs(self) -> list["RunSpec"]:
+        """One :class:`RunSpec` per (arm, parameter set, seed), in a fixed order."""
+        out = []
+        seeds = self.seed_list()
+        for arm_name, arm in self.arms.items():
+            days = arm.days if arm.days is not None else self.days
+            for ps in self.parameter_sets(arm_name):
+                ov = {**parse_overrides(self.set), **parse_overrides(arm.set), **ps}
+                for s in seeds:
+                    out.append(RunSpec(run_id=_run_id(arm_name, ps, s), arm=arm_name,
+                                       seed=int(s), params=tuple(ps.items()),
+                                       scenario=arm.scenario, days=days, overrides=ov))
+        ids = [r.run_id for r in out]
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise ConfigError(f"experiment {self.name!r}: the same run appears twice "
+                              f"({dup[0]}): two sweeps give an arm the same parameter set")
+        return out
+
+    def check(self, base_dir: Path | None = None) -> list["RunSpec"]:
+        """Expand and load every run's scenario (nothing runs); raises :class:`ConfigError`
+        naming the arm, the parameter set and the bad key."""
+        runs = self.runs()
+        seen: set[tuple] = set()
+        for r in runs:
+            key = (r.arm, r.params)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                sc = load_scenario(r.resolve_scenario(base_dir), r.all_overrides(seed=r.seed))
+            except ConfigError as e:
+                what = f"arm {r.arm!r}" + (f" with {dict(r.params)}" if r.params else "")
+                raise ConfigError(f"experiment {self.name!r}, {what}: {e}") from None
+            t = self.output.times
+            if t and max(t) > sc.run.days + 1e-9:
+                raise ConfigError(f"experiment {self.name!r}: output.times {max(t):g} d is "
+                                  f"after the end of arm {r.arm!r} ({sc.run.days:g} d)")
+        return runs
+
+    def resolved(self) -> "Experiment":
+        """The same experiment with its seeds written out (``seeds``, no ``replicates``):
+        what an experiment folder stores, so its runs never depend on how seeds are derived."""
+        return self.model_copy(update={"seeds": self.seed_list(), "replicates": None})
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    def digest(self) -> str:
+        """A hash of everything that decides the experiment's results (seeds resolved)."""
+        data = self.resolved().model_dump(mode="json", exclude={"description"})
+        text = json.dumps(data, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of an experiment: arm, seed, swept parameters, and what it runs with."""
+
+    run_id: str
+    arm: str
+    seed: int
+    params: tuple[tuple[str, Any], ...]
+    scenario: str
+    days: float | None
+    overrides: Mapping[str, Any]
+
+    def resolve_scenario(self, base_dir: Path | None) -> str:
+        """A scenario path relative to the experiment file, else the name as given."""
+        if base_dir is not None and not Path(self.scenario).is_absolute():
+            p = base_dir / self.scenario
+            if p.is_file():
+                return str(p)
+        return self.scenario
+
+    def all_overrides(self, seed: int) -> dict[str, Any]:
+        ov = dict(self.overrides)
+        ov["run.seed"] = int(seed)
+        if self.days is not None:
+            ov["run.days"] = float(self.days)
+        return ov
+
+
+def _run_id(arm: str, params: Mapping[str, Any], seed: int) -> str:
+    if params:
+        h = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+        return f"{arm}__{h[:10]}__seed{seed}"
+    return f"{arm}__base__seed{seed}"
+
+
+def derive_seeds(experiment_seed: int, n: int) -> list[int]:
+    """``n`` distinct run seeds (31-bit) drawn reproducibly from ``experiment_seed`` (numpy
+    ``SeedSequence``: the same experiment seed always gives the same list, and a longer
+    list starts with the shorter one)."""
+    ss = np.random.SeedSequence(int(experiment_seed))
+    out = [int(c.generate_state(1, np.uint32)[0] >> np.uint32(1)) for c in ss.spawn(int(n))]
+    if len(set(out)) != len(out):  # pragma: no cover - about 1 in 10^9 for 5 seeds
+        raise ConfigError(f"seed {experiment_seed}: derived seeds collide; choose another seed")
+    return out
+
+
+def load_experiment(source: str | Path | Mapping[str, Any]) -> Experiment:
+    """Read and validate an experiment (a TOML path or a mapping).
+
+    Raises:
+        ConfigError: one line naming the file, the dotted key and the reason.
+    """
+    if isinstance(source, Mapping):
+        raw, label = dict(source), "<dict>"
+    else:
+        p = Path(source)
+        label = repr(p.name)
+        if not p.is_file():
+            raise ConfigError(f"experiment file {str(p)!r} does not exist")
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"experiment {label}: not a text (UTF-8) file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"experiment {label}: malformed TOML: {e}") from None
+    try:
+        return Experiment.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_errors(e, label).replace("scenario ", "experiment ", 1)) from None
