@@ -258,3 +258,32 @@ def test_replicates_needed_matches_the_power_table():
     assert compare.replicates_needed(1.0) == 10
     assert compare.replicates_needed(-0.8) == 15
     assert np.isnan(compare.replicates_needed(0.0))
+
+
+def test_sensitivity_design_runs_through_the_experiment_folder(tmp_path):
+    """A Morris design over one arm: its samples run as that arm's parameter sets, resume
+    like any run, and the indices come from the seed-averaged readouts."""
+    from niche.experiments.gsa import folder_sensitivity
+
+    exp = Experiment.model_validate(tiny(sweeps=[], arms={"sham": {"scenario": "sham"}},
+                                         replicates=2, sensitivity={
+        "arm": "sham", "method": "morris", "n": 2, "readouts": ["n_tcell", "bv_tv"],
+        "parameters": {"cells.tcell.influx_per_mm3_per_day": [0.0, 400000.0],
+                       "cells.tcell.speed_um_per_min": [2.0, 12.0]}}))
+    samples = exp.sensitivity_samples()
+    assert len(samples) == 2 * 3 and samples == exp.sensitivity_samples()
+    run_experiment(exp, tmp_path / "s", workers=0, progress=False)
+    idx = folder_sensitivity(tmp_path / "s").set_index(["output", "parameter", "index"])
+    mu = idx["value"]
+    # T-cell influx is what sets the T-cell count over 6 hours; speed moves none of it
+    assert mu["n_tcell", "cells.tcell.influx_per_mm3_per_day", "mu_star"] > 5 * max(
+        mu["n_tcell", "cells.tcell.speed_um_per_min", "mu_star"], 1e-9)
+    assert np.isfinite(mu.to_numpy()).all()
+    from niche.experiments.report import write_report
+
+    md = write_report(tmp_path / "s").read_text()
+    assert "## Sensitivity (morris" in md
+    assert (tmp_path / "s" / "report" / "sensitivity.png").is_file()
+    (tmp_path / "s" / "runs" / f"{exp.runs()[0].run_id}.parquet").unlink()
+    with pytest.raises(ConfigError, match="1 runs of arm 'sham' are not finished"):
+        folder_sensitivity(tmp_path / "s")

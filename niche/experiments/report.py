@@ -189,6 +189,16 @@ def write_report(out: str | Path, *, readouts: Sequence[str] | None = None,
         lines += _effects_md(df, readouts, control, params)
     for title, f in figs:
         lines += [f"## {title}", "", f"![{title}]({f.name})", ""]
+    if exp.sensitivity is not None:
+        from .gsa import folder_sensitivity
+        from .sensitivity import plot_indices, sensitivity_table
+
+        sa = exp.sensitivity
+        idx = folder_sensitivity(out)
+        png = plot_indices(idx, rdir / "sensitivity.png")
+        lines += [f"## Sensitivity ({sa.method}, arm `{sa.arm}`, n = {sa.n}, "
+                  f"{len(exp.seed_list())} seeds averaged per sample)", "",
+                  sensitivity_table(idx), "", f"![sensitivity]({png.name})", ""]
     path = rdir / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

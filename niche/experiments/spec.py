@@ -44,7 +44,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -53,7 +53,7 @@ from ..scenario import MAX_SEED, ConfigError, load_scenario, parse_overrides
 from ..scenario.base import Strict
 from ..scenario.schema import format_errors
 
-__all__ = ["ArmSpec", "SweepSpec", "OutputSpec", "Experiment", "RunSpec", "load_experiment",
+__all__ = ["ArmSpec", "SweepSpec", "SensitivitySpec", "OutputSpec", "Experiment", "RunSpec", "load_experiment",
            "derive_seeds"]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
@@ -136,6 +136,48 @@ class SweepSpec(Strict):
         return out
 
 
+class SensitivitySpec(Strict):
+    """A global sensitivity analysis (SALib, :mod:`.sensitivity`) over one arm: the design's
+    samples become that arm's parameter sets, every sample runs with every replicate seed,
+    and the analysis averages each sample's readout over the seeds."""
+
+    arm: str
+    method: Literal["morris", "sobol"] = "morris"
+    #: Morris trajectories, or Sobol base samples (a power of two)
+    n: Annotated[int, Field(ge=2, le=100_000)]
+    parameters: dict[str, tuple[float, float]]
+    scale: dict[str, Literal["linear", "log"]] = {}
+    readouts: list[str]
+    #: the day the readouts are taken (default: each run's last frame)
+    day: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    second_order: bool = False
+    num_levels: Annotated[int, Field(ge=2, le=100)] = 4
+
+    @field_validator("parameters", "scale", mode="before")
+    @classmethod
+    def _flat(cls, v: Any) -> Any:
+        return flatten(v) if isinstance(v, Mapping) else v
+
+    @model_validator(mode="after")
+    def _problem(self) -> "SensitivitySpec":
+        if not self.readouts:
+            raise ValueError("readouts: name at least one")
+        self.problem()  # bounds, scales: one-line errors naming the parameter
+        return self
+
+    def problem(self):
+        from .sensitivity import Problem
+
+        return Problem(parameters=dict(self.parameters), outputs=list(self.readouts),
+                       scale=dict(self.scale))
+
+    def samples(self, seed: int) -> list[dict[str, float]]:
+        from .sensitivity import design
+
+        return design(self.problem(), self.method, self.n, seed,
+                      calc_second_order=self.second_order, num_levels=self.num_levels)
+
+
 class OutputSpec(Strict):
     """What each run keeps: readouts (default all) at times in days (default every frame)."""
 
@@ -155,6 +197,7 @@ class Experiment(Strict):
     set: dict[str, Any] = {}
     arms: dict[str, ArmSpec]
     sweeps: list[SweepSpec] = []
+    sensitivity: SensitivitySpec | None = None
     output: OutputSpec = OutputSpec()
 
     @field_validator("name")
@@ -183,6 +226,9 @@ class Experiment(Strict):
                              "(an explicit list), not both or neither")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: repeated values in {self.seeds}")
+        if self.sensitivity is not None and self.sensitivity.arm not in self.arms:
+            raise ValueError(f"sensitivity.arm: no arm {self.sensitivity.arm!r} (arms: "
+                             f"{', '.join(self.arms)})")
         for i, sw in enumerate(self.sweeps):
             for a in sw.arms or []:
                 if a not in self.arms:
@@ -203,7 +249,18 @@ class Experiment(Strict):
         for sw in self.sweeps:
             if sw.arms is None or arm in sw.arms:
                 sets += sw.parameter_sets()
+        if self.sensitivity is not None and self.sensitivity.arm == arm:
+            sets += self.sensitivity_samples()
         return sets or [{}]
+
+    def sensitivity_samples(self) -> list[dict[str, float]]:
+        """The sensitivity design's samples (seeded by the experiment seed), cached."""
+        if self.sensitivity is None:
+            return []
+        cache = self.__dict__.setdefault("_design_cache", {})
+        if "samples" not in cache:
+            cache["samples"] = self.sensitivity.samples(self.seed)
+        return [dict(d) for d in cache["samples"]]
 
     def swept_keys(self) -> list[str]:
         """Every swept key, in order of first appearance."""
@@ -214,7 +271,7 @@ class Experiment(Strict):
         return list(keys)
 
     def runs(self) -> list["RunSpec"]:
-        """One :class:`RunSpec` per (arm, parameter set, seed), in a fixed order."""
+        """One :class:`RunSpec` per distinct (arm, parameter set, seed), in a fixed order."""
         out = []
         seeds = self.seed_list()
         for arm_name, arm in self.arms.items():
@@ -225,12 +282,10 @@ class Experiment(Strict):
                     out.append(RunSpec(run_id=_run_id(arm_name, ps, s), arm=arm_name,
                                        seed=int(s), params=tuple(ps.items()),
                                        scenario=arm.scenario, days=days, overrides=ov))
-        ids = [r.run_id for r in out]
-        if len(set(ids)) != len(ids):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            raise ConfigError(f"experiment {self.name!r}: the same run appears twice "
-                              f"({dup[0]}): two sweeps give an arm the same parameter set")
-        return out
+        # the same (arm, parameter set, seed) from two sweeps, or twice in a Morris design
+        # (its trajectories share grid points), is one run
+        unique = {r.run_id: r for r in out}
+        return list(unique.values())
 
     def check(self, base_dir: Path | None = None) -> list["RunSpec"]:
         """Expand and load every run's scenario (nothing runs); raises :class:`ConfigError`
