@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["run", "RunResult", "History", "default_output", "rules_for", "NicheModel",
-           "RULE_SETS"]
+           "RULE_SETS", "DEFAULT_COLLECT", "with_overrides"]
 
 #: the rule sets a scenario's ``rules`` key can name
 RULE_SETS: dict[str, type[Rules]] = {"osteoimmune": OsteoimmuneRules, "generic": GenericRules}
@@ -33,22 +33,61 @@ def rules_for(scenario: Scenario) -> Rules:
     return RULE_SETS[scenario.rules]()
 
 
+#: readouts a NicheModel's DataCollector records by default (``collect=`` changes them)
+DEFAULT_COLLECT = ("bv_tv", "n_tcell", "n_treg", "n_ilc2", "n_monocyte", "n_osteoclast",
+                   "n_osteoblast", "resorbed_mm3_per_day", "formed_mm3_per_day")
+
+
+def with_overrides(scenario: Scenario | str | Path, overrides: Mapping[str, Any] | None
+                   ) -> Scenario:
+    """A scenario (object, path or name) with dotted-key overrides applied and validated."""
+    ov = parse_overrides(overrides)
+    if isinstance(scenario, Scenario):
+        if not ov:
+            return scenario
+        return load_scenario(scenario.model_dump(mode="python", exclude_none=True), ov)
+    return load_scenario(scenario, ov)
+
+
 class NicheModel(Model):
     """The bone-marrow niche model (a ``mesa.Model``) with the scenario's rule set.
+
+    Any scenario value can be set as a keyword with its dotted key, which is what
+    ``mesa.batch_run(NicheModel, parameters={"scenario": "ovx", "il2.dose_iu": [...],
+    "seed": [1, 2, 3]}, max_steps=...)`` passes. ``model.datacollector`` (a
+    ``mesa.DataCollector``) records, after every step, ``t_days`` and the ``collect``
+    readouts of the latest frame (readouts are computed on frames,
+    ``run.frame_interval_days``); ``model.running`` turns False when ``run.days`` is reached.
 
     Args:
         scenario: a :class:`~niche.scenario.Scenario`, a TOML path or a scenario name.
         seed: overrides ``run.seed``.
         rules: a rule set to use instead of the one the scenario names.
         observers: objects with ``on_start/on_frame/on_tick/on_end`` hooks.
+        collect: readouts the DataCollector records.
+        **overrides: dotted scenario keys, e.g. ``**{"il2.dose_iu": 5e4}``.
     """
 
-    def __init__(self, scenario: Scenario | str | Path, seed: int | None = None,
-                 rules: Rules | None = None, observers=()):
-        if not isinstance(scenario, Scenario):
-            scenario = load_scenario(scenario)
+    def __init__(self, scenario: Scenario | str | Path = "default", seed: int | None = None,
+                 rules: Rules | None = None, observers=(),
+                 collect: Sequence[str] = DEFAULT_COLLECT, **overrides: Any):
+        import mesa
+
+        scenario = with_overrides(scenario, overrides)
         super().__init__(scenario, seed=seed, rules=rules or rules_for(scenario),
                          observers=observers)
+        reporters = {"t_days": lambda m: m.t_days}
+        reporters.update({k: (lambda m, k=k: m.frame_readouts.get(k, float("nan")))
+                          for k in collect})
+        self.datacollector = mesa.DataCollector(model_reporters=reporters)
+
+    def step(self) -> None:
+        """One movement tick; then the DataCollector records; ``running`` ends at
+        ``run.days``."""
+        super().step()
+        if self.tick >= self.n_ticks:
+            self.running = False
+        self.datacollector.collect(self)
 
 
 class _Progress(Observer):
@@ -141,11 +180,7 @@ def run(
         ov["run.seed"] = int(seed)
     if days is not None:
         ov["run.days"] = float(days)
-    if isinstance(scenario, Scenario):
-        if ov:
-            scenario = load_scenario(scenario.model_dump(mode="python", exclude_none=True), ov)
-    else:
-        scenario = load_scenario(scenario, ov)
+    scenario = with_overrides(scenario, ov)
     writer = None
     if write:
         path = Path(out) if out is not None else default_output(scenario)
