@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Arm", "TaskOutcome", "MIN_SHAPE", "task_overrides", "parse_shape", "run_task",
-    "run_tasks", "local_client",
+    "run_tasks", "local_client", "run_meta",
 ]
 
 NAN = float("nan")
@@ -107,20 +107,26 @@ def run_task(arm: Arm, seed: int, shape: tuple[int, int, int] | None,
         res = run(arm.scenario, write=False, seed=seed, days=arm.days,
                   overrides=task_overrides(arm, shape, extra), progress=False)
         hist = res.history.reset_index(drop=True)
-        meta: dict[str, Any] = {}
-        try:
-            import numba
-
-            meta["numba_threads"] = int(numba.config.NUMBA_NUM_THREADS)
-            meta["shape"] = tuple(int(s) for s in res.model.lattice.shape)
-            meta["voxel_um"] = float(res.model.scenario.domain.voxel_um)
-        except Exception:  # noqa: BLE001 - metadata is best effort
-            pass
+        meta = run_meta(res)
         del res
         return {"ok": True, "history": hist, "meta": meta, "wall_s": time.perf_counter() - t0}
     except Exception as e:  # noqa: BLE001 - reported per (arm, seed)
         return {"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0],
                 "traceback": traceback.format_exc(), "wall_s": time.perf_counter() - t0}
+
+
+def run_meta(res) -> dict[str, Any]:
+    """How a run ran (best effort): numba threads, domain shape, voxel size."""
+    meta: dict[str, Any] = {}
+    try:
+        import numba
+
+        meta["numba_threads"] = int(numba.config.NUMBA_NUM_THREADS)
+        meta["shape"] = tuple(int(s) for s in res.model.lattice.shape)
+        meta["voxel_um"] = float(res.model.scenario.domain.voxel_um)
+    except Exception:  # noqa: BLE001 - metadata is best effort
+        pass
+    return meta
 
 
 @contextmanager

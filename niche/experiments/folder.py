@@ -18,6 +18,7 @@ tidy table (pandas): one row per run x time x readout, with columns ``experiment
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -25,16 +26,17 @@ import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..scenario import ConfigError
-from .execution import local_client
+from .execution import local_client, run_meta
 from .spec import Experiment, RunSpec, load_experiment
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["run_experiment", "load", "status", "ExperimentStatus", "execute_run", "tidy"]
+__all__ = ["run_experiment", "load", "status", "ExperimentStatus", "execute_run", "tidy",
+           "run_records", "histories"]
 
 SPEC_FILE = "experiment.toml"
 ID_COLUMNS = ("experiment", "run_id", "arm", "seed")
@@ -43,8 +45,6 @@ ID_COLUMNS = ("experiment", "run_id", "arm", "seed")
 def tidy(history: "pd.DataFrame", run: RunSpec, experiment: Experiment) -> "pd.DataFrame":
     """A run's history (one row per frame) as tidy rows, filtered to the experiment's
     readouts and times. Raises ValueError naming a readout or time the run lacks."""
-    import pandas as pd
-
     out = experiment.output
     cols = [c for c in history.columns if c != "t_days"]
     if out.readouts is not None:
@@ -86,7 +86,8 @@ def execute_run(run: RunSpec, experiment: Experiment, base_dir: str | None = Non
         res = run_scenario(run.resolve_scenario(Path(base_dir) if base_dir else None),
                            write=False, overrides=run.all_overrides(run.seed), progress=False)
         table = tidy(res.history, run, experiment)
-        return {"ok": True, "table": table, "wall_s": time.perf_counter() - t0}
+        return {"ok": True, "table": table, "meta": run_meta(res),
+                "wall_s": time.perf_counter() - t0}
     except Exception as e:  # noqa: BLE001 - reported per run
         return {"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0],
                 "traceback": traceback.format_exc(), "wall_s": time.perf_counter() - t0}
@@ -108,6 +109,9 @@ def _paths(out: Path, run_id: str) -> tuple[Path, Path]:
 def _record(out: Path, run: RunSpec, r: dict) -> None:
     done, failed = _paths(out, run.run_id)
     if r["ok"]:
+        meta = {"wall_s": r.get("wall_s"), **r.get("meta", {})}
+        _atomic_write(done.with_suffix(".json"),
+                      lambda p: p.write_text(json.dumps(meta), encoding="utf-8"))
         _atomic_write(done, lambda p: r["table"].to_parquet(p, index=False))
         failed.unlink(missing_ok=True)
     else:
@@ -177,7 +181,8 @@ def status(out: str | Path, experiment: Experiment | None = None) -> ExperimentS
 
 def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
                    workers: int | None = None, scheduler: str | None = None,
-                   progress: bool | None = None) -> ExperimentStatus:
+                   client: Any = None, progress: bool | None = None,
+                   check: bool = True) -> ExperimentStatus:
     """Run every run of ``experiment`` that ``out`` does not hold yet.
 
     Args:
@@ -188,7 +193,10 @@ def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
             serially in this process (for debugging).
         scheduler: address of an existing dask scheduler (``tcp://host:8786``); its
             workers should run one thread each (``--nthreads 1``, ``NUMBA_NUM_THREADS=1``).
+        client: an existing ``distributed.Client`` to run on (instead of the above).
         progress: a progress bar over runs with an ETA (None: only on a terminal).
+        check: load every run's scenario before anything runs (a bad key fails at once);
+            False lets such a run fail on its own, reported in ``failed/``.
 
     Returns:
         The folder's :class:`ExperimentStatus` afterwards (``executed``: runs tried now).
@@ -200,7 +208,7 @@ def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
         base_dir = str(Path(experiment).resolve().parent)
         experiment = load_experiment(experiment)
     out = Path(out)
-    runs = experiment.check(Path(base_dir) if base_dir else None)
+    runs = experiment.check(Path(base_dir) if base_dir else None) if check else experiment.runs()
     _prepare(experiment, out)
     todo = [r for r in runs if not _paths(out, r.run_id)[0].is_file()]
     bar = tqdm(total=len(todo), unit="run", desc=experiment.name,
@@ -208,12 +216,12 @@ def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
     try:
         if not todo:
             pass
-        elif workers == 0 and scheduler is None:
+        elif workers == 0 and scheduler is None and client is None:
             for r in todo:
                 _record(out, r, execute_run(r, experiment, base_dir))
                 bar.update(1)
         else:
-            _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler)
+            _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler, client)
     finally:
         bar.close()
     st = status(out, experiment)
@@ -221,10 +229,17 @@ def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
     return st
 
 
-def _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler) -> None:
+def _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler, client) -> None:
+    from contextlib import nullcontext
+
     from distributed import Client, as_completed
 
-    with (Client(scheduler) if scheduler else local_client(workers)) as client:
+    if client is not None:
+        ctx = nullcontext(client)
+    else:
+        n = min(int(workers or os.cpu_count() or 1), len(todo))
+        ctx = Client(scheduler) if scheduler else local_client(n)
+    with ctx as client:
         futs = {}
         for r in todo:
             fut = client.submit(execute_run, r, experiment, base_dir, pure=False,
@@ -263,3 +278,42 @@ def load(out: str | Path) -> "pd.DataFrame":
     df = df.sort_values(["arm", *keys, "seed", "t_days", "readout"], kind="stable",
                         na_position="first")
     return df.reset_index(drop=True)
+
+
+def run_records(out: str | Path, experiment: Experiment | None = None) -> list[dict]:
+    """Every run of a folder in the experiment's order: ``{"run": RunSpec, "ok": bool,
+    "wall_s", "meta"}`` plus ``"error"``/``"traceback"`` for failed and ``"error":
+    "pending"`` for runs not tried yet."""
+    out = Path(out)
+    experiment = experiment or load_experiment(out / SPEC_FILE)
+    recs = []
+    for r in experiment.runs():
+        done, failed = _paths(out, r.run_id)
+        if done.is_file():
+            mp = done.with_suffix(".json")
+            meta = json.loads(mp.read_text(encoding="utf-8")) if mp.is_file() else {}
+            if "shape" in meta:
+                meta["shape"] = tuple(meta["shape"])
+            recs.append({"run": r, "ok": True, "wall_s": meta.pop("wall_s", float("nan")),
+                         "meta": meta})
+        elif failed.is_file():
+            err, _, tb = failed.read_text(encoding="utf-8").partition("\n\n")
+            recs.append({"run": r, "ok": False, "error": err, "traceback": tb,
+                         "wall_s": float("nan"), "meta": {}})
+        else:
+            recs.append({"run": r, "ok": False, "error": "pending", "traceback": "",
+                         "wall_s": float("nan"), "meta": {}})
+    return recs
+
+
+def histories(out: str | Path) -> dict[str, "pd.DataFrame"]:
+    """Every finished run's readouts as a wide history (one row per frame, ``t_days`` plus
+    one column per readout), by run id."""
+    df = load(out)
+    hist = {}
+    for rid, g in df.groupby("run_id", sort=False):
+        h = g.pivot_table(index="t_days", columns="readout", values="value", sort=True,
+                          dropna=False, aggfunc="first")
+        h.columns.name = None
+        hist[rid] = h.reset_index()
+    return hist

@@ -1,8 +1,10 @@
 """Running a validation: the arms behind the selected rows x seeds, then the rows' checks.
 
-:func:`run_validation` runs every (arm, seed) of the rows it is given as one task on a
-local ``dask.distributed`` cluster (:mod:`niche.experiments.execution`), evaluates the rows
-(:func:`evaluate`) and writes the report; :func:`evaluate_saved` evaluates rows on the
+:func:`run_validation` turns the arms behind the rows it is given and the seeds into an
+experiment (:func:`validation_experiment`) and runs it on the experiment layer
+(:func:`niche.experiments.folder.run_experiment`: a local ``dask.distributed`` cluster or a
+given client) into ``<out>/runs/<digest>/``, so an interrupted validation resumes where it
+stopped; then it evaluates the rows (:func:`evaluate`) and writes the report; :func:`evaluate_saved` evaluates rows on the
 ``histories.csv`` of earlier validations instead, pooling their seeds (no runs).
 
 Seeds are ``first_seed .. first_seed + N - 1`` (default 1..N) in every arm, and the same
@@ -19,22 +21,22 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..scenario import MAX_SEED, load_scenario, parse_overrides
-from ..experiments.execution import (Arm, TaskOutcome, local_client, parse_shape, run_tasks,
-                                     task_overrides)
+from ..experiments.execution import Arm, TaskOutcome, parse_shape, task_overrides
+from ..experiments.folder import histories, run_experiment, run_records
+from ..experiments.spec import Experiment
 from ..experiments.stats import Histories, MissingReadout
 from .report import Report, seed_text, write_report
 from .rows import ARMS, ROWS, Row, RowResult, parse_rows
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
 
 __all__ = [
     "QUICK_ROWS", "QUICK_REPLICATES", "DEFAULT_REPLICATES", "QUICK_SHAPE", "FULL_SHAPE",
@@ -168,6 +170,27 @@ def evaluate_saved(paths: Sequence[str | Path], rows: str | Sequence[str] | None
     return rep
 
 
+def validation_experiment(arms: Mapping[str, Arm], seeds: Sequence[int],
+                          shape: Sequence[int] | None, extra: Mapping[str, Any]) -> Experiment:
+    """The experiment behind a validation: its arms (with the domain shape for in-vivo
+    arms and ``extra`` overrides on every arm) x the seeds, every readout kept."""
+    return Experiment.model_validate({
+        "name": "validation", "seeds": list(seeds),
+        "arms": {a: {"scenario": arm.scenario, "days": arm.days,
+                     "set": task_overrides(arm, shape, extra)} for a, arm in arms.items()}})
+
+
+@contextmanager
+def _runs_folder(out_dir: str | Path | None, exp: Experiment) -> Iterator[Path]:
+    """``out_dir/runs/<digest>``: the same validation resumes there, another one gets its
+    own folder; without ``out_dir``, a temporary folder."""
+    if out_dir is not None:
+        yield Path(out_dir) / "runs" / exp.digest()
+        return
+    with tempfile.TemporaryDirectory(prefix="niche-validate-") as d:
+        yield Path(d) / "runs"
+
+
 def run_validation(rows: str | Sequence[str] | None = None, replicates: int | None = None,
                    quick: bool = False, workers: int | None = None,
                    out_dir: str | Path | None = "validation",
@@ -212,24 +235,30 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
     if extra:
         for a in needed:  # a bad key or value: one ConfigError naming it, before any run
             load_scenario(arms[a].scenario, task_overrides(arms[a], shp, extra))
-    tasks = [(arms[a], s) for a in needed for s in seeds]
-    n_workers = max(1, min(int(workers or os.cpu_count() or 1), len(tasks)))
+    exp = validation_experiment({a: arms[a] for a in needed}, seeds, shp, extra)
+    n_runs = len(needed) * len(seeds)
+    n_workers = max(1, min(int(workers or os.cpu_count() or 1), n_runs))
+    if client is not None:
+        n_workers = len(client.scheduler_info().get("workers", {})) or n_workers
     if progress:
         print(f"niche validate: rows {', '.join(r.id for r in sel)}; {len(needed)} arms x "
-              f"{replicates} seeds = {len(tasks)} runs on {n_workers} workers",
+              f"{replicates} seeds = {n_runs} runs on {n_workers} workers",
               file=sys.stderr, flush=True)
-    if client is None:
-        with local_client(n_workers) as c:
-            outcomes = run_tasks(c, tasks, shp, progress, extra, key_prefix="niche-validate")
-    else:
-        n_workers = len(client.scheduler_info().get("workers", {})) or n_workers
-        outcomes = run_tasks(client, tasks, shp, progress, extra, key_prefix="niche-validate")
-
+    with _runs_folder(out_dir, exp) as folder:
+        # an unknown scenario or a run that raises is a failed run, reported by its row
+        run_experiment(exp, folder, workers=n_workers, client=client, progress=progress,
+                       check=False)
+        records = run_records(folder, exp)
+        hist = histories(folder)
+    outcomes = [TaskOutcome(r["run"].arm, r["run"].seed, r["ok"],
+                            hist.get(r["run"].run_id), r.get("error", ""),
+                            r.get("traceback", ""), float(r["wall_s"]), r["meta"])
+                for r in records]
     failed: dict[str, list[TaskOutcome]] = {}
-    histories: dict[str, list] = {a: [] for a in needed}
+    histories_by_arm: dict[str, list] = {a: [] for a in needed}
     for o in outcomes:
         if o.ok:
-            histories[o.arm].append(o.history)
+            histories_by_arm[o.arm].append(o.history)
         else:
             failed.setdefault(o.arm, []).append(o)
     results: dict[str, RowResult] = {}
@@ -241,9 +270,10 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
             results[r.id] = RowResult(NAN, (NAN, NAN), False,
                                       f"run failed: arm {o.arm} seed {o.seed}: {o.error}{more}")
         else:
-            results[r.id] = evaluate(r, {a: histories[a] for a in r.arms})
+            results[r.id] = evaluate(r, {a: histories_by_arm[a] for a in r.arms})
+    histories_ok = {a: h for a, h in histories_by_arm.items() if a not in failed}
     rep = Report(rows=sel, results=results, arms={a: arms[a] for a in needed},
-                 histories={a: h for a, h in histories.items() if a not in failed},
+                 histories=histories_ok,
                  outcomes=outcomes, replicates=int(replicates), quick=quick, shape=shp,
                  workers=n_workers, overrides=extra, seeds=seeds)
     rep.wall_s = time.perf_counter() - t0
