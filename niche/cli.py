@@ -56,6 +56,7 @@ def _cmd_scenarios(a) -> int:
 
 def _cmd_info(a) -> int:
     from .io import open_run
+    from .io.runfile import _frame_list
 
     with open_run(a.run) as rf:
         at = rf.attrs
@@ -66,6 +67,12 @@ def _cmd_info(a) -> int:
         t = rf.times
         if rf.n_frames:
             print(f"frames {rf.n_frames}  t = {t[0]:g} .. {t[-1]:g} days")
+        every = f" (fields every {at['field_every']} frames)" if "field_every" in at else ""
+        print(f"output level {rf.level}{every}")
+        if rf.level != "full" and rf.n_frames:
+            for kind in ("fields", "bone", "agents"):
+                print(f"  {kind} stored at {rf.stored_frames(kind).size} of {rf.n_frames} "
+                      f"frames: {_frame_list(rf.stored_frames(kind))}")
         print(f"fields {', '.join(rf.field_names) or '(none)'}")
         if rf.n_frames:
             ro = rf.readouts.iloc[-1].to_dict()

@@ -123,7 +123,8 @@ def _render(a, run) -> None:
 
     opts = _options(a, run)
     if a.movie:
-        frames = range(run.n_frames)[a.frames]
+        stored = set(int(k) for k in run.bone_frames)  # all at output level full
+        frames = [k for k in range(run.n_frames)[a.frames] if k in stored]
         stats = render_movie(run, a.movie, frames=frames, opts=opts, fps=a.fps)
         print(f"wrote {stats.path} ({stats.frames} frames, "
               f"{stats.seconds_per_frame:.2f} s/frame)")

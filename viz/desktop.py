@@ -35,8 +35,9 @@ def build_viewer(run, opts: SceneOptions | None = None, off_screen: bool = False
     scene = open_scene(run, opts, off_screen=off_screen)
     p = scene.plotter
     p.subplot(0, 0)
-    n = run.n_frames
-    st = SimpleNamespace(playing=False, frame=scene.frame)
+    frames = scene.frames  # the slider runs over the stored frames (all at level full)
+    n = len(frames)
+    st = SimpleNamespace(playing=False, frame=frames.index(scene.frame))
     fields = ["none", *run.field_names]
     ui = SimpleNamespace(scene=scene, plotter=p, state=st)
 
@@ -47,8 +48,8 @@ def build_viewer(run, opts: SceneOptions | None = None, off_screen: bool = False
             rep = ui.slider.GetRepresentation()
             if round(rep.GetValue()) != k:
                 rep.SetValue(k)
-        if k != scene.frame:
-            scene.set_frame(k)  # renders, slider included
+        if frames[k] != scene.frame:
+            scene.set_frame(frames[k])  # renders, slider included
 
     def step(d):
         set_frame(st.frame + d)
@@ -75,7 +76,7 @@ def build_viewer(run, opts: SceneOptions | None = None, off_screen: bool = False
     ui.slider = ui.play_button = None
     if n > 1:
         ui.slider = p.add_slider_widget(
-            set_frame, [0, n - 1], value=scene.frame, title="frame", fmt="%.0f",
+            set_frame, [0, n - 1], value=frames.index(scene.frame), title="frame", fmt="%.0f",
             pointa=(0.34, 0.06), pointb=(0.95, 0.06), style="modern",
             interaction_event="always")
     ui.play_button = p.add_checkbox_button_widget(

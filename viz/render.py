@@ -73,6 +73,10 @@ def render_frame(run, out: str | os.PathLike, frame: int = -1,
 def _field_range(run, name: str | None, frames: Sequence[int]) -> tuple[float, float] | None:
     if name is None:
         return None
+    stored = set(int(k) for k in run.field_frames(name))
+    frames = [k for k in frames if k in stored]  # a reduced output level
+    if not frames:
+        return None
     hi = max(float(np.nanmax(run.field(name, k))) for k in frames)
     return (0.0, hi if hi > 0 else 1.0)
 
@@ -100,7 +104,8 @@ def render_movie(run, out: str | os.PathLike, frames: Sequence[int] | None = Non
     out = Path(out)
     if out.suffix.lower() not in MOVIE_SUFFIXES:
         raise ValueError(f"movie {out.name!r}: use a {' or '.join(MOVIE_SUFFIXES)} file name")
-    frames = list(range(run.n_frames)) if frames is None else list(frames)
+    # default: every frame at which bone is stored (all frames at output level full)
+    frames = [int(k) for k in run.bone_frames] if frames is None else list(frames)
     if not frames:
         raise ValueError("no frames to render")
     opts = opts or SceneOptions()

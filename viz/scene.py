@@ -129,7 +129,10 @@ class ReplayScene:
             p.ren_win.SetMultiSamples(0)
         p.subplot(0, 0)
         p.set_background(style.BACKGROUND)
-        self.bone0 = run.bone(0).astype(bool)
+        #: the frames this scene can show: those at which bone (and agents) are stored (all
+        #: frames at output level full; the first and last at level summary)
+        self.frames = [int(k) for k in run.bone_frames]
+        self.bone0 = run.bone(self.frames[0]).astype(bool)
         self._build_bone()
         self._build_cells()
         self._build_field()
@@ -320,7 +323,10 @@ class ReplayScene:
     def _update_field(self, k: int, reread: bool = True) -> None:
         if self.field_mode == "none":
             return
-        if reread or self._field_data is None:
+        self._field_missing = k not in set(int(j) for j in self.run.field_frames(self.field))
+        if self._field_missing:  # a reduced output level: shown grey, said in the overlay
+            self._field_data = np.full(self.shape, np.nan, np.float32)
+        elif reread or self._field_data is None:
             self._field_data = self.run.field(self.field, k).astype(np.float32)
         f = self._field_data
         lo, hi = self._range(f)
@@ -345,6 +351,8 @@ class ReplayScene:
     def _range(self, f: np.ndarray) -> tuple[float, float]:
         if self._fixed_clim is not None:
             return tuple(map(float, self._fixed_clim))
+        if not np.isfinite(f).any():
+            return self._clim.get(self.field, (0.0, 1.0))
         hi = float(np.nanmax(f)) if f.size else 0.0
         lo0, hi0 = self._clim.get(self.field, (0.0, 0.0))
         lo, hi = min(lo0, float(np.nanmin(f)), 0.0), max(hi0, hi)
@@ -381,14 +389,25 @@ class ReplayScene:
         t = float(self.run.times[k])
         self.time_actor.set_text(
             "upper_left", f"{name}  seed {self.run.attrs.get('seed', '')}\n"
-            f"day {t:.2f}   frame {k + 1}/{self.run.n_frames}")
+            f"day {t:.2f}   frame {k + 1}/{self.run.n_frames}{self._stored_note(k)}")
         for i, label in enumerate(self._legend_labels()):
             self.legend.SetEntryString(i, label)
         for line, (lo, hi) in self.cursors:
             line.update([t, t], [lo, hi])
 
+    def _stored_note(self, k: int) -> str:
+        """What a reduced output level leaves out at frame ``k`` (empty at level full)."""
+        level = self.run.level
+        if level == "full":
+            return ""
+        note = f"   (output level {level}: {len(self.frames)} of {self.run.n_frames} frames stored"
+        if self.field_mode != "none" and getattr(self, "_field_missing", False):
+            note += f"; {self.field} not stored at this frame"
+        return note + ")"
+
     def set_frame(self, k: int, render: bool = True) -> float:
-        """Show frame ``k`` (negative counts from the end); returns the seconds it took."""
+        """Show frame ``k`` of the run (negative counts from the end); returns the seconds it
+        took. ``k`` must be one of :attr:`frames` (at output level full: any frame)."""
         t0 = time.perf_counter()
         n = self.run.n_frames
         k = int(k) + (n if int(k) < 0 else 0)

@@ -37,8 +37,8 @@ class ReplayApp:
     def _build_state(self) -> None:
         st, sc = self.state, self.scene
         st.trame__title = f"niche: {self.run.path.name}"
-        st.frame = sc.frame
-        st.n_frames = self.run.n_frames
+        st.frame = sc.frames.index(sc.frame)  # slider position over the stored frames
+        st.n_frames = len(sc.frames)
         st.playing = False
         st.field = sc.field or "none"
         st.field_items = ["none", *self.run.field_names]
@@ -61,7 +61,8 @@ class ReplayApp:
         self.server.controller.view_update()
 
     def _on_frame(self, frame, **_) -> None:
-        k = min(max(int(frame), 0), self.run.n_frames - 1)
+        frames = self.scene.frames
+        k = frames[min(max(int(frame), 0), len(frames) - 1)]
         if k != self.scene.frame:
             self.state.frame_seconds = round(self.scene.set_frame(k, render=False), 3)
         self.state.day_label = self._day_label(k)
@@ -90,7 +91,7 @@ class ReplayApp:
         while self.state.playing:
             await asyncio.sleep(1.0 / self.fps)
             with self.state:
-                self.state.frame = (int(self.state.frame) + 1) % self.run.n_frames
+                self.state.frame = (int(self.state.frame) + 1) % len(self.scene.frames)
 
     # ------------------------------------------------------------------ page
     def _build_ui(self) -> None:
@@ -99,7 +100,7 @@ class ReplayApp:
         from trame.widgets import vtk as vtk_widgets
         from trame.widgets import vuetify3 as v3
 
-        n = self.run.n_frames
+        n = len(self.scene.frames)
         with SinglePageWithDrawerLayout(self.server, full_height=True) as layout:
             layout.title.set_text(f"niche replay: {self.run.path.name}")
             with layout.toolbar:

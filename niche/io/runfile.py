@@ -1,17 +1,25 @@
 """Run files: the format (one self-describing HDF5 file per run) and the lazy reader.
 
-Layout (format ``niche-run`` version 1; full description in docs/file-format.md)::
+Layout (format ``niche-run``; full description in docs/file-format.md)::
 
     /                       attrs: format, format_version, niche_version, seed, scenario_name,
                             scenario_toml, library_versions (JSON), shape_zyx, voxel_um,
-                            field_names (JSON), type_names (JSON), status
+                            field_names (JSON), type_names (JSON), status, output_level
     /time_days              (F,) float64
-    /fields/<name>          (F, Z, Y, X) float32, one chunk per frame; attrs units
-    /bone                   (F, Z, Y, X) uint8, 1 = bone
+    /fields/<name>          (Ff, Z, Y, X) float32, one chunk per stored frame; attrs units
+    /bone                   (Fb, Z, Y, X) uint8, 1 = bone
     /vessel                 (Z, Y, X) uint8
-    /agents/<column>        (N_total,) flat table over all frames
-    /agents/frame_offsets   (F + 1,) int64: rows of frame k are [off[k], off[k+1])
+    /agents/<column>        (N_total,) flat table over all stored frames
+    /agents/frame_offsets   (Fa + 1,) int64: rows of stored frame j are [off[j], off[j+1])
     /readouts/<name>        (F,) float64; attrs units
+    /stored_frames/<kind>   (Fk,) int64, kind in fields, bone, agents: the frames (indices
+                            into time_days) that the kind's datasets hold, ascending;
+                            absent = every frame (Fk = F)
+
+Output level ``full`` writes every frame of everything and no ``/stored_frames``: that is
+format version 1, unchanged. Levels ``frames`` and ``summary`` store fields (and, for
+``summary``, bone and agents) on a subset of frames, listed in ``/stored_frames``: format
+version 2, which readers of version 1 refuse instead of misreading.
 
 The writer (:mod:`.writer`) creates ``<out>.partial`` next to the target, flushes after
 every frame (a killed run leaves a readable partial file), and renames it onto the target
@@ -29,10 +37,13 @@ import numpy as np
 
 
 __all__ = ["RunFile", "RunFileError", "open_run", "partial_path", "FORMAT_NAME", "FORMAT_VERSION",
-           "AGENT_COLUMNS", "READOUT_UNITS"]
+           "AGENT_COLUMNS", "READOUT_UNITS", "FRAME_KINDS"]
 
 FORMAT_NAME = "niche-run"
-FORMAT_VERSION = 1
+#: newest version this niche reads and writes (1: every frame stored; 2: /stored_frames)
+FORMAT_VERSION = 2
+#: what a run file stores per frame, each with its own frame index in version 2
+FRAME_KINDS = ("fields", "bone", "agents")
 
 #: Agent table columns written per frame: name -> (CellStore array, dtype).
 AGENT_COLUMNS: dict[str, str] = {
@@ -81,14 +92,36 @@ class RunFile:
         try:
             self.times = self.h5["time_days"][:]
             self._off = self.h5["agents/frame_offsets"][:]
+            bone_len = self.h5["bone"].shape[0]
         except KeyError as e:
+            self.h5.close()
             raise RunFileError(f"{str(self.path)!r}: missing dataset ({e})") from None
-        # a killed run can leave a frame half-written: trust only complete frames
-        n = min(self.times.size, self._off.size - 1, self.h5["bone"].shape[0])
-        for name in self.h5["fields"]:
-            n = min(n, self.h5["fields"][name].shape[0])
+        # a killed run can leave a frame half-written: trust only complete frames. The
+        # writer stores a frame's fields, bone and agents (and their /stored_frames entries)
+        # before its readouts and time, so a frame with a time and all readouts is complete
+        n = self.times.size
+        for name in self.h5["readouts"]:
+            n = min(n, self.h5["readouts"][name].shape[0])
+        lens = {"bone": bone_len, "agents": self._off.size - 1,
+                "fields": min((self.h5["fields"][k].shape[0] for k in self.h5["fields"]),
+                              default=None)}
+        sf = self.h5.get("stored_frames")
+        self._stored: dict[str, np.ndarray | None] = {}
+        for kind in FRAME_KINDS:
+            if sf is not None and kind in sf:
+                idx = sf[kind][:].astype(np.int64)
+                if lens[kind] is not None:
+                    idx = idx[: lens[kind]]
+                self._stored[kind] = idx
+            else:  # every frame (version 1, level full)
+                self._stored[kind] = None
+                if lens[kind] is not None:
+                    n = min(n, lens[kind])
         self.n_frames = n
         self.times = self.times[:n]
+        for kind, idx in self._stored.items():
+            if idx is not None:
+                self._stored[kind] = idx[idx < n]
 
     # -- metadata
     @property
@@ -98,6 +131,41 @@ class RunFile:
     @property
     def status(self) -> str:
         return str(self.h5.attrs.get("status", "unknown"))
+
+    @property
+    def level(self) -> str:
+        """The output level (``full``, ``frames``, ``summary``; files without one are full)."""
+        return str(self.h5.attrs.get("output_level", "full"))
+
+    def stored_frames(self, kind: str) -> np.ndarray:
+        """The complete frames (indices into :attr:`times`) at which ``kind`` is stored.
+
+        ``kind`` is ``"fields"``, ``"bone"``, ``"agents"`` or a field name. Readouts are
+        stored at every frame, ``0 .. n_frames - 1``.
+        """
+        if kind in self.h5["fields"]:
+            kind = "fields"
+        if kind not in FRAME_KINDS:
+            raise KeyError(f"no stored kind {kind!r} (kinds {', '.join(FRAME_KINDS)} "
+                           f"or a field of {self.field_names})")
+        idx = self._stored[kind]
+        return np.arange(self.n_frames, dtype=np.int64) if idx is None else idx.copy()
+
+    def field_frames(self, name: str) -> np.ndarray:
+        """Frames at which field ``name`` is stored."""
+        if name not in self.h5["fields"]:
+            raise KeyError(f"no field {name!r} in run (has {self.field_names})")
+        return self.stored_frames("fields")
+
+    @property
+    def bone_frames(self) -> np.ndarray:
+        """Frames at which the bone mask is stored."""
+        return self.stored_frames("bone")
+
+    @property
+    def agent_frames(self) -> np.ndarray:
+        """Frames at which the agent table is stored."""
+        return self.stored_frames("agents")
 
     @property
     def field_names(self) -> list[str]:
@@ -135,15 +203,27 @@ class RunFile:
             raise IndexError(f"frame {frame} out of range (file has {self.n_frames} frames)")
         return k
 
+    def _slot(self, kind: str, frame: int, what: str) -> int:
+        """Position of ``frame`` in the datasets of ``kind`` (raises if not stored)."""
+        k = self._frame(frame)
+        idx = self._stored[kind]
+        if idx is None:
+            return k
+        j = int(np.searchsorted(idx, k))
+        if j < idx.size and idx[j] == k:
+            return j
+        raise RunFileError(f"{what} is not stored at frame {k} (output level "
+                           f"{self.level!r}; {what} is stored at frames {_frame_list(idx)})")
+
     # -- data
     def field(self, name: str, frame: int) -> np.ndarray:
         """Field ``name`` at ``frame`` as (Z, Y, X)."""
         if name not in self.h5["fields"]:
             raise KeyError(f"no field {name!r} in run (has {self.field_names})")
-        return self.h5["fields"][name][self._frame(frame)]
+        return self.h5["fields"][name][self._slot("fields", frame, f"field {name!r}")]
 
     def bone(self, frame: int) -> np.ndarray:
-        return self.h5["bone"][self._frame(frame)]
+        return self.h5["bone"][self._slot("bone", frame, "bone")]
 
     @property
     def vessel(self) -> np.ndarray:
@@ -153,8 +233,8 @@ class RunFile:
         """The agents of one frame as a pandas DataFrame (with a ``type_name`` column)."""
         import pandas as pd
 
-        k = self._frame(frame)
-        a, b = int(self._off[k]), int(self._off[k + 1])
+        j = self._slot("agents", frame, "the agent table")
+        a, b = int(self._off[j]), int(self._off[j + 1])
         ag = self.h5["agents"]
         df = pd.DataFrame({c: ag[c][a:b] for c in AGENT_COLUMNS})
         df["type_name"] = pd.Categorical.from_codes(df["type"].astype(int), self.type_names)
@@ -162,12 +242,13 @@ class RunFile:
 
     @property
     def frame_offsets(self) -> np.ndarray:
-        """(n_frames + 1,) int64: rows of frame k in ``/agents`` are ``[off[k], off[k+1])``."""
-        return self._off[: self.n_frames + 1]
+        """(len(agent_frames) + 1,) int64: rows of the j-th stored agent frame in ``/agents``
+        are ``[off[j], off[j+1])`` (at level full, j is the frame)."""
+        return self._off[: self.agent_frames.size + 1]
 
     def n_agents(self, frame: int) -> int:
-        k = self._frame(frame)
-        return int(self._off[k + 1] - self._off[k])
+        j = self._slot("agents", frame, "the agent table")
+        return int(self._off[j + 1] - self._off[j])
 
     @property
     def readouts(self):
@@ -187,7 +268,18 @@ class RunFile:
         self.close()
 
     def __repr__(self) -> str:
-        return f"RunFile({self.path.name!r}, frames={self.n_frames}, fields={self.field_names})"
+        return (f"RunFile({self.path.name!r}, frames={self.n_frames}, level={self.level!r}, "
+                f"fields={self.field_names})")
+
+
+def _frame_list(idx: np.ndarray, most: int = 12) -> str:
+    """``[0, 10, 20, 27]``; long lists shortened to their ends."""
+    v = [int(i) for i in idx]
+    if len(v) <= most:
+        return str(v)
+    h = most // 2
+    return "[" + ", ".join(map(str, v[:h])) + f", ... ({len(v) - 2 * h} more), " \
+        + ", ".join(map(str, v[-h:])) + "]"
 
 
 def open_run(path: str | os.PathLike) -> RunFile:

@@ -15,6 +15,11 @@ and ParaView's "XDMF Reader" read). It holds two temporal collections:
     (``(x + 0.5) * voxel_um``), with point data ``type``, ``state``, ``nuclei``, ``id``,
     ``age_days``. Frames without cells are left out of this collection.
 
+At a reduced output level (``output.level``) both collections list only the frames at
+which bone (lattice) or agents are stored, and a lattice frame carries the fields only
+where they are stored at that frame; the companion holds the stored frames only, with
+``/stored_frames/<kind>`` naming them.
+
 Where the data live: XDMF readers (ParaView, VisIt, VTK) use their own HDF5 library, which
 cannot decode the Blosc-LZ4 filter that run files use by default, nor, when it is older than
 HDF5 2.0, the object format that niche's writer (``libver="latest"``) produces. So the data
@@ -63,15 +68,18 @@ def _copy_companion(run, dst: Path) -> None:
         out.create_dataset("time_days", data=run.times)
         out.create_dataset("vessel", data=src["vessel"][:], **_GZIP)
         shape = run.shape
-        frame_sets = [("bone", src["bone"])] + [(f"fields/{k}", src["fields"][k])
-                                                for k in src["fields"]]
-        for name, ds in frame_sets:
-            o = out.create_dataset(name, shape=(n, *shape), dtype=ds.dtype,
+        frame_sets = [("bone", src["bone"], run.bone_frames)] + [
+            (f"fields/{k}", src["fields"][k], run.stored_frames("fields")) for k in src["fields"]]
+        for name, ds, stored in frame_sets:
+            o = out.create_dataset(name, shape=(stored.size, *shape), dtype=ds.dtype,
                                    chunks=(1, *shape), **_GZIP)
-            for k in range(n):
-                o[k] = ds[k]
-        end = int(run.frame_offsets[n])
-        out.create_dataset("agents/frame_offsets", data=run.frame_offsets[: n + 1])
+            for j in range(stored.size):
+                o[j] = ds[j]
+        for kind in ("fields", "bone", "agents"):
+            out.create_dataset(f"stored_frames/{kind}", data=run.stored_frames(kind))
+        na = run.agent_frames.size
+        end = int(run.frame_offsets[na])
+        out.create_dataset("agents/frame_offsets", data=run.frame_offsets[: na + 1])
         for c in ("x", "y", "z", *_AGENT_ATTRS):
             data = src["agents"][c][:end]
             out.create_dataset(f"agents/{c}", data=data,
@@ -99,16 +107,20 @@ def _slab(start: tuple[int, ...], count: tuple[int, ...], inner: str) -> str:
             f"{inner}</DataItem>")
 
 
-def _lattice_grid(h5: h5py.File, fname: str, k: int, n: int, t: str, voxel_um: float,
-                  shape: tuple[int, int, int]) -> str:
-    """Frame ``k`` of the lattice: bone, vessel and every field as voxel (cell) data."""
+def _lattice_grid(h5: h5py.File, fname: str, k: int, jb: int, jf: int | None, nb: int,
+                  nf: int, t: str, voxel_um: float, shape: tuple[int, int, int]) -> str:
+    """Frame ``k`` of the lattice: bone (slot ``jb`` of ``nb``), vessel and, when stored at
+    this frame (slot ``jf`` of ``nf``), every field as voxel (cell) data."""
     Z, Y, X = shape
     vessel = _item(fname, "vessel", h5["vessel"].dtype, shape)
     attrs = [f'<Attribute Name="vessel" Center="Cell" AttributeType="Scalar">{vessel}</Attribute>']
-    for name, path in [("bone", "bone"), *((f, f"fields/{f}") for f in h5["fields"])]:
+    items = [("bone", "bone", jb, nb)]
+    if jf is not None:
+        items += [(f, f"fields/{f}", jf, nf) for f in h5["fields"]]
+    for name, path, j, n in items:
         units = h5[path].attrs.get("units", "")
         info = f'<Information Name="units" Value={quoteattr(str(units))}/>' if units else ""
-        data = _slab((k, 0, 0, 0), (1, Z, Y, X), _item(fname, path, h5[path].dtype, (n, *shape)))
+        data = _slab((j, 0, 0, 0), (1, Z, Y, X), _item(fname, path, h5[path].dtype, (n, *shape)))
         attrs.append(f'<Attribute Name={quoteattr(name)} Center="Cell" AttributeType="Scalar">'
                      f"{info}{data}</Attribute>")
     vec = '<DataItem Dimensions="3" NumberType="Float" Precision="8" Format="XML">{}</DataItem>'
@@ -141,15 +153,22 @@ def _agent_grid(h5: h5py.File, fname: str, k: int, start: int, count: int, t: st
             f"{pattrs}</Grid>")
 
 
-def _xml(h5: h5py.File, fname: str, n: int, off: np.ndarray, times: np.ndarray,
-         voxel_um: float, shape: tuple[int, int, int]) -> str:
+def _xml(h5: h5py.File, fname: str, stored: dict[str, np.ndarray], off: np.ndarray,
+         times: np.ndarray, voxel_um: float, shape: tuple[int, int, int]) -> str:
+    """``stored``: the frames of each kind (``RunFile.stored_frames``); the datasets in
+    ``h5`` hold those frames, in that order."""
     lat, ags = [], []
-    for k in range(n):
+    fslot = {int(k): j for j, k in enumerate(stored["fields"])}
+    nb, nf = stored["bone"].size, stored["fields"].size
+    for jb, k in enumerate(stored["bone"]):
         t = f'<Time Value="{float(times[k])!r}"/>'
-        lat.append(_lattice_grid(h5, fname, k, n, t, voxel_um, shape))
-        count = int(off[k + 1] - off[k])
+        lat.append(_lattice_grid(h5, fname, int(k), jb, fslot.get(int(k)), nb, nf, t,
+                                 voxel_um, shape))
+    for ja, k in enumerate(stored["agents"]):
+        count = int(off[ja + 1] - off[ja])
         if count:
-            ags.append(_agent_grid(h5, fname, k, int(off[k]), count, t, voxel_um))
+            t = f'<Time Value="{float(times[k])!r}"/>'
+            ags.append(_agent_grid(h5, fname, int(k), int(off[ja]), count, t, voxel_um))
 
     def coll(name, grids):
         body = "\n    ".join(grids)
@@ -184,15 +203,16 @@ def write_xdmf(run_path: str | os.PathLike, out: str | os.PathLike | None = None
             raise RunFileError(f"{str(run.path)!r} has no complete frame to export")
         xml_path = Path(out) if out is not None else xdmf_paths(run.path)[0]
         xml_path.parent.mkdir(parents=True, exist_ok=True)
-        n = run.n_frames
+        stored = {kind: run.stored_frames(kind) for kind in ("fields", "bone", "agents")}
         if link:
             fname = os.path.relpath(run.path.resolve(), xml_path.parent.resolve())
-            text = _xml(run.h5, fname, n, run.frame_offsets, run.times, run.voxel_um, run.shape)
+            text = _xml(run.h5, fname, stored, run.frame_offsets, run.times, run.voxel_um,
+                        run.shape)
         else:
             comp = xdmf_paths(xml_path)[1]
             _copy_companion(run, comp)
             with h5py.File(comp, "r") as h5:
-                text = _xml(h5, comp.name, n, h5["agents/frame_offsets"][:], run.times,
+                text = _xml(h5, comp.name, stored, h5["agents/frame_offsets"][:], run.times,
                             run.voxel_um, run.shape)
     tmp = xml_path.with_name(xml_path.name + ".partial")
     tmp.write_text(text, encoding="utf-8")

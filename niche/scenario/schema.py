@@ -162,14 +162,58 @@ class CellsConfig(Strict):
 CELL_TYPES: tuple[str, ...] = tuple(CellsConfig.model_fields)
 
 
-class OutputConfig(Strict):
-    """What goes into the run file."""
+#: output levels (``output.level``), see :class:`OutputConfig`
+OUTPUT_LEVELS = ("full", "frames", "summary")
+#: ``output.field_every`` of level ``"frames"`` when not given
+DEFAULT_FIELD_EVERY = 10
 
+
+class OutputConfig(Strict):
+    """What goes into the run file.
+
+    ``level`` sets how much of each frame is stored (readouts are stored every frame at
+    every level, so the time series are the same; the level never changes the simulation):
+
+    ``"full"`` (default)
+        fields, bone and agents every frame (format version 1, the file of niche before
+        output levels).
+    ``"frames"``
+        bone and agents every frame; fields every ``field_every`` frames (default 10),
+        counted from frame 0, and always at the last frame.
+    ``"summary"``
+        fields, bone and agents at the first and the last frame only (the first frame is
+        the initial state that before/after comparisons and resorption maps need).
+
+    ``field_every`` (int >= 1) applies to ``"frames"`` only; ``"full"`` accepts only 1
+    and ``"summary"`` none. Reduced levels write format version 2 (docs/file-format.md).
+    """
+
+    level: Literal["full", "frames", "summary"] = "full"
+    field_every: Annotated[int, Field(ge=1)] | None = None
     fields: list[str] | Literal["all"] = "all"
     compression: Literal["lz4", "gzip", "none"] = "lz4"
     field_dtype: Literal["float32", "float16"] = "float32"
     #: write the XDMF sidecar (``<out>.xdmf`` + gzip ``<out>.xdmf.h5``) when the run ends
     xdmf: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_field_every(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("level") == "frames" \
+                and data.get("field_every") is None:
+            data = {**data, "field_every": DEFAULT_FIELD_EVERY}
+        return data
+
+    @model_validator(mode="after")
+    def _field_every_level(self) -> "OutputConfig":
+        n = self.field_every
+        if self.level == "full" and n not in (None, 1):
+            raise ValueError(f"output.field_every = {n} needs output.level = \"frames\" "
+                             f"(level \"full\" stores fields every frame)")
+        if self.level == "summary" and n is not None:
+            raise ValueError(f"output.field_every = {n} needs output.level = \"frames\" "
+                             f"(level \"summary\" stores the first and last frame only)")
+        return self
 
 
 class SolverConfig(Strict):
@@ -436,4 +480,8 @@ def scenario_to_toml(sc: Scenario) -> str:
     """The resolved scenario as TOML text (``None`` values omitted)."""
     data = sc.model_dump(mode="json", exclude_none=True)
     data.pop("extends", None)
+    # the default level is left out so that a "full" run file is the one niche wrote
+    # before output levels existed (same scenario_toml, golden hashes unchanged)
+    if data.get("output", {}).get("level") == "full":
+        del data["output"]["level"]
     return tomli_w.dumps(data)
