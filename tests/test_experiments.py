@@ -287,3 +287,20 @@ def test_sensitivity_design_runs_through_the_experiment_folder(tmp_path):
     (tmp_path / "s" / "runs" / f"{exp.runs()[0].run_id}.parquet").unlink()
     with pytest.raises(ConfigError, match="1 runs of arm 'sham' are not finished"):
         folder_sensitivity(tmp_path / "s")
+
+
+def test_run_files_at_an_output_level(tmp_path):
+    import niche
+
+    exp = Experiment.model_validate(tiny(sweeps=[], arms={"sham": {"scenario": "sham"}},
+                                         replicates=1, output={"run_file": "summary"}))
+    run_experiment(exp, tmp_path / "h", workers=0, progress=False)
+    (h5,) = (tmp_path / "h" / "runs").glob("*.h5")
+    df = load(tmp_path / "h")
+    with niche.open_run(h5) as rf:
+        assert rf.level == "summary" and rf.n_frames == 3
+        assert list(rf.stored_frames("bone")) == [0, 2]
+        for r in ("bv_tv", "n_tcell"):  # the table holds the run file's own readouts
+            np.testing.assert_array_equal(df[df["readout"] == r]["value"].to_numpy(),
+                                          rf.readouts[r].to_numpy())
+    assert not list((tmp_path / "h" / "runs").glob("*.xdmf*"))

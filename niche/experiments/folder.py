@@ -2,8 +2,10 @@
 
 Layout of an experiment folder::
 
-    DIR/experiment.toml          the resolved description (a rerun must match it)
-    DIR/runs/<run_id>.parquet    one finished run: its tidy readouts (written atomically)
+    DIR/experiment.toml          the resolved description, seeds written out (a rerun must match)
+    DIR/runs/<run_id>.parquet    one finished run: its tidy readouts (written atomically, last)
+    DIR/runs/<run_id>.json       its wall time and how it ran (numba threads, domain)
+    DIR/runs/<run_id>.h5         its run file, if ``output.run_file`` asks for one
     DIR/failed/<run_id>.txt      one failed run: the error and its traceback
 
 :func:`run_experiment` runs what is missing (finished runs are skipped, so an interrupted
@@ -76,19 +78,30 @@ def tidy(history: "pd.DataFrame", run: RunSpec, experiment: Experiment) -> "pd.D
     return long.reset_index(drop=True)
 
 
-def execute_run(run: RunSpec, experiment: Experiment, base_dir: str | None = None) -> dict:
-    """Worker side: run one :class:`RunSpec` in memory; return ``{"ok", "table" | "error",
-    "traceback", "wall_s"}``. Never raises."""
+def execute_run(run: RunSpec, experiment: Experiment, base_dir: str | None = None,
+                out: str | None = None) -> dict:
+    """Worker side: run one :class:`RunSpec` (in memory, or writing its run file into
+    ``out/runs/`` when the experiment keeps run files); return ``{"ok", "table" | "error",
+    "traceback", "wall_s", "meta"}``. Never raises."""
     t0 = time.perf_counter()
+    level = experiment.output.run_file
+    h5 = Path(out) / "runs" / f"{run.run_id}.h5" if out is not None and level != "none" else None
     try:
         from ..runner import run as run_scenario
 
+        ov = run.all_overrides(run.seed)
+        if h5 is not None:
+            ov["output.level"] = level
+            ov["output.xdmf"] = False  # ensembles: the sidecar is one `niche export-xdmf` away
         res = run_scenario(run.resolve_scenario(Path(base_dir) if base_dir else None),
-                           write=False, overrides=run.all_overrides(run.seed), progress=False)
+                           out=h5, overwrite=True, write=h5 is not None, overrides=ov,
+                           progress=False)
         table = tidy(res.history, run, experiment)
         return {"ok": True, "table": table, "meta": run_meta(res),
                 "wall_s": time.perf_counter() - t0}
     except Exception as e:  # noqa: BLE001 - reported per run
+        if h5 is not None:
+            h5.with_name(h5.name + ".partial").unlink(missing_ok=True)
         return {"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0],
                 "traceback": traceback.format_exc(), "wall_s": time.perf_counter() - t0}
 
@@ -218,7 +231,7 @@ def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
             pass
         elif workers == 0 and scheduler is None and client is None:
             for r in todo:
-                _record(out, r, execute_run(r, experiment, base_dir))
+                _record(out, r, execute_run(r, experiment, base_dir, str(out)))
                 bar.update(1)
         else:
             _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler, client)
@@ -242,7 +255,8 @@ def _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler, clien
     with ctx as client:
         futs = {}
         for r in todo:
-            fut = client.submit(execute_run, r, experiment, base_dir, pure=False,
+            fut = client.submit(execute_run, r, experiment, base_dir, str(out.resolve()),
+                                pure=False,
                                 key=f"niche-run-{r.run_id}-{uuid.uuid4().hex[:6]}")
             futs[fut] = r
         for fut in as_completed(list(futs)):

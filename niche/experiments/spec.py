@@ -179,10 +179,15 @@ class SensitivitySpec(Strict):
 
 
 class OutputSpec(Strict):
-    """What each run keeps: readouts (default all) at times in days (default every frame)."""
+    """What each run keeps: readouts (default all) at times in days (default every frame),
+    and optionally its HDF5 run file at an output level (``run_file``: ``"summary"``, the
+    readouts plus first and last bone, agents and fields; ``"frames"``; ``"full"``; default
+    ``"none"``). Run files are written by the workers into ``DIR/runs/``, so on a cluster
+    the workers must share the folder's file system."""
 
     readouts: list[str] | None = None
     times: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] | None = None
+    run_file: Literal["none", "summary", "frames", "full"] = "none"
 
 
 class Experiment(Strict):
