@@ -42,7 +42,8 @@ def _report(a) -> int:
     from .report import write_report
 
     readouts = a.readouts.split(",") if a.readouts else None
-    print(f"wrote {write_report(a.folder, readouts=readouts, control=a.control)}")
+    controls = a.control.split(",") if a.control else None
+    print(f"wrote {write_report(a.folder, readouts=readouts, control=controls)}")
     return 0
 
 
@@ -74,5 +75,6 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p = es.add_parser("report", help="Markdown + PNG report of a folder")
     p.add_argument("folder")
     p.add_argument("--readouts", help="comma-separated readouts (default: the first six)")
-    p.add_argument("--control", help="the arm effects are taken against (default: first)")
+    p.add_argument("--control", help="comma-separated arms effects are taken against, one "
+                                     "table each (default: the first arm)")
     p.set_defaults(func=_one_line(_report))

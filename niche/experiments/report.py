@@ -146,13 +146,14 @@ def _effects_md(df, readouts, control, params) -> list[str]:
 
 
 def write_report(out: str | Path, *, readouts: Sequence[str] | None = None,
-                 control: str | None = None, max_readouts: int = 6) -> Path:
+                 control: str | Sequence[str] | None = None, max_readouts: int = 6) -> Path:
     """Write ``out/report/report.md`` with its figures; returns the Markdown path.
 
     Args:
         out: an experiment folder.
         readouts: readouts shown (default: the experiment's first ``max_readouts``).
-        control: the arm effects are taken against (default: the first arm).
+        control: the arm(s) effects are taken against, one table each (default: the
+            first arm).
     """
     out = Path(out)
     exp = load_experiment(out / "experiment.toml")
@@ -174,9 +175,10 @@ def write_report(out: str | Path, *, readouts: Sequence[str] | None = None,
     missing = [r for r in readouts if r not in have]
     if missing:
         raise KeyError(f"no readout {missing[0]!r} in the experiment (has: {', '.join(have)})")
-    control = control or next(iter(exp.arms))
-    if control not in set(df["arm"]):
-        raise KeyError(f"no finished runs of control arm {control!r}")
+    controls = [control] if isinstance(control, str) else list(control or [next(iter(exp.arms))])
+    for c in controls:
+        if c not in set(df["arm"]):
+            raise KeyError(f"no finished runs of control arm {c!r}")
     params = param_columns(df.drop(columns=["t_days", "value"]))
     figs = [("Trajectories (mean, 95 % band)", _trajectories(df, readouts, params,
                                                           rdir / "trajectories.png")),
@@ -186,7 +188,8 @@ def write_report(out: str | Path, *, readouts: Sequence[str] | None = None,
             figs.append((f"Dose response: {p}",
                          _dose_response(df, readouts, p, rdir / f"dose_{p.replace('.', '_')}.png")))
     if len(set(df["arm"])) > 1:
-        lines += _effects_md(df, readouts, control, params)
+        for c in controls:
+            lines += _effects_md(df, readouts, c, params)
     for title, f in figs:
         lines += [f"## {title}", "", f"![{title}]({f.name})", ""]
     if exp.sensitivity is not None:
