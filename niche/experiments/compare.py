@@ -57,22 +57,31 @@ def values_at(df: "pd.DataFrame", readout: str, day: float | None = None,
 
 def replicates_needed(effect_size: float, alpha: float = 0.05, power: float = 0.8) -> float:
     """Seeds a paired t-test needs to detect a standardised effect ``effect_size`` (mean
-    difference / its standard deviation) at two-sided ``alpha`` with ``power``."""
+    difference / its standard deviation) at two-sided ``alpha`` with ``power``: the
+    smallest n (at least 2) whose power (:class:`statsmodels.stats.power.TTestPower`)
+    reaches it."""
     from statsmodels.stats.power import TTestPower
 
     d = abs(float(effect_size))
     if not math.isfinite(d) or d == 0.0:
         return NAN
     tp = TTestPower()
-    if tp.power(effect_size=d, nobs=2, alpha=alpha, alternative="two-sided") >= power:
-        return 2.0  # the smallest sample a t-test has already suffices
-    import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        n = float(np.squeeze(tp.solve_power(effect_size=d, alpha=alpha, power=power,
-                                            alternative="two-sided")))
-    return float(math.ceil(n)) if math.isfinite(n) else NAN
+    def pw(n: int) -> float:
+        return float(tp.power(effect_size=d, nobs=n, alpha=alpha, alternative="two-sided"))
+
+    # power rises with n: the smallest n that reaches it, by doubling then bisection
+    lo, hi = 2, 2
+    while pw(hi) < power:
+        lo, hi = hi, hi * 2
+        if hi > 10**7:
+            return NAN
+    if hi == 2:
+        return 2.0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if pw(mid) < power else (lo, mid)
+    return float(hi)
 
 
 def _key(row: "pd.Series", params: Sequence[str]) -> tuple:
