@@ -87,7 +87,8 @@ def write_synthetic_run(path: str | os.PathLike, shape=(128, 128, 128), n_cells:
         cells.add(code, at[0][m], at[1][m], at[2][m], state=states[m],
                   nuclei=3 if code == 3 else 1)
     model = _FakeModel(scenario=sc, seed=seed, lattice=lat, field_names=names, t_days=0.0,
-                       cells=cells, fields=SimpleNamespace(c=base))
+                       cells=cells, fields=SimpleNamespace(c=base), tick=0,
+                       n_ticks=frames - 1)
     w = RunWriter(path, overwrite=overwrite)
     w.on_start(model)
     bone0 = lat.bone.copy()
@@ -97,6 +98,7 @@ def write_synthetic_run(path: str | os.PathLike, shape=(128, 128, 128), n_cells:
     seams = rng.choice(seams, max(1, seams.size // 400), replace=False)
     for k in range(frames):
         model.t_days = k * days_per_frame
+        model.tick = k  # one tick per frame: the writer knows the last frame by its tick
         model.fields.c = base * (1.0 + 0.5 * np.sin(k / 2.0)).astype(np.float32)
         grow = slice(0, len(pits) * k // max(1, frames - 1))
         lat.bone.ravel()[pits[grow]] = 0
