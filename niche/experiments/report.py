@@ -179,7 +179,7 @@ def write_report(out: str | Path, *, readouts: Sequence[str] | None = None,
     for c in controls:
         if c not in set(df["arm"]):
             raise KeyError(f"no finished runs of control arm {c!r}")
-    params = param_columns(df.drop(columns=["t_days", "value"]))
+    params = param_columns(df)
     figs = [("Trajectories (mean, 95 % band)", _trajectories(df, readouts, params,
                                                           rdir / "trajectories.png")),
             ("End points", _endpoints(df, readouts, params, rdir / "endpoints.png"))]

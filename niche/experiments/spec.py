@@ -43,6 +43,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
@@ -258,14 +259,13 @@ class Experiment(Strict):
             sets += self.sensitivity_samples()
         return sets or [{}]
 
+    @cached_property
+    def _design(self) -> tuple[dict[str, float], ...]:
+        return tuple(self.sensitivity.samples(self.seed)) if self.sensitivity else ()
+
     def sensitivity_samples(self) -> list[dict[str, float]]:
-        """The sensitivity design's samples (seeded by the experiment seed), cached."""
-        if self.sensitivity is None:
-            return []
-        cache = self.__dict__.setdefault("_design_cache", {})
-        if "samples" not in cache:
-            cache["samples"] = self.sensitivity.samples(self.seed)
-        return [dict(d) for d in cache["samples"]]
+        """The sensitivity design's samples (seeded by the experiment seed), computed once."""
+        return [dict(d) for d in self._design]
 
     def swept_keys(self) -> list[str]:
         """Every swept key, in order of first appearance."""
