@@ -29,11 +29,59 @@ def _fmt_readouts(r: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def _ended(go) -> tuple[object | None, int]:
+    """Run ``go()``; a signal's clean stop or a full disk become one line and a status."""
+    import errno
+
+    from .runner import RunStopped
+
+    try:
+        return go(), 0
+    except RunStopped as e:
+        print(f"niche: {e}", file=sys.stderr)
+        return None, e.exit_code
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        print(f"niche: error: disk full ({e.strerror or e}); the complete frames are kept in "
+              "the run's journal (<out>.partial): free space, then `niche resume` or "
+              "`niche repair` it", file=sys.stderr)
+        return None, 1
+
+
 def _cmd_run(a) -> int:
     from .runner import run
 
-    res = run(a.scenario, a.out, seed=a.seed, days=a.days, overrides=a.set or None,
-              overwrite=a.overwrite, progress=None if not a.quiet else False)
+    res, rc = _ended(lambda: run(a.scenario, a.out, seed=a.seed, days=a.days,
+                                 overrides=a.set or None, overwrite=a.overwrite,
+                                 progress=None if not a.quiet else False,
+                                 checkpoint_every=a.checkpoint_every))
+    if res is None:
+        return rc
+    _print_result(res)
+    return 0
+
+
+def _cmd_resume(a) -> int:
+    from .runner import resume
+
+    res, rc = _ended(lambda: resume(a.run, days=a.days, checkpoint_every=a.checkpoint_every,
+                                    progress=None if not a.quiet else False))
+    if res is None:
+        return rc
+    _print_result(res)
+    return 0
+
+
+def _cmd_repair(a) -> int:
+    from .io.journal import repair
+
+    path, n = repair(a.run, overwrite=a.overwrite)
+    print(f"repaired {path}: {n} complete frames (status incomplete)")
+    return 0
+
+
+def _print_result(res) -> None:
     r = res.readouts
     print(f"run file   {res.path}")
     print(f"scenario   {res.model.scenario.name}  seed {res.model.seed}  "
@@ -41,7 +89,6 @@ def _cmd_run(a) -> int:
     print(f"wall time  {res.wall_s:.1f} s  frames {res.frames}  cells {res.model.cells.n_alive}")
     print("headline readouts (final frame):")
     print(_fmt_readouts(r))
-    return 0
 
 
 def _cmd_scenarios(a) -> int:
@@ -58,26 +105,30 @@ def _cmd_info(a) -> int:
     from .io import open_run
     from .io.runfile import _frame_list
 
+    # everything is read before anything is printed: a damaged file gives the one error line
     with open_run(a.run) as rf:
         at = rf.attrs
-        print(f"{rf.path}: {at['format']} v{at['format_version']} (niche {at['niche_version']}), "
-              f"status {rf.status}")
-        print(f"scenario {at['scenario_name']}  seed {at['seed']}  "
-              f"shape {'x'.join(map(str, rf.shape))} @ {rf.voxel_um:g} um")
+        out = [f"{rf.path}: {at['format']} v{at['format_version']} "
+               f"(niche {at.get('niche_version', '?')}), status {rf.status}",
+               f"scenario {at.get('scenario_name', '?')}  seed {at.get('seed', '?')}  "
+               f"shape {'x'.join(map(str, rf.shape))} @ {rf.voxel_um:g} um"]
         t = rf.times
         if rf.n_frames:
-            print(f"frames {rf.n_frames}  t = {t[0]:g} .. {t[-1]:g} days")
+            out.append(f"frames {rf.n_frames}  t = {t[0]:g} .. {t[-1]:g} days")
         every = f" (fields every {at['field_every']} frames)" if "field_every" in at else ""
-        print(f"output level {rf.level}{every}")
+        out.append(f"output level {rf.level}{every}")
         if rf.level != "full" and rf.n_frames:
             for kind in ("fields", "bone", "agents"):
-                print(f"  {kind} stored at {rf.stored_frames(kind).size} of {rf.n_frames} "
-                      f"frames: {_frame_list(rf.stored_frames(kind))}")
-        print(f"fields {', '.join(rf.field_names) or '(none)'}")
+                out.append(f"  {kind} stored at {rf.stored_frames(kind).size} of "
+                           f"{rf.n_frames} frames: {_frame_list(rf.stored_frames(kind))}")
+        out.append(f"fields {', '.join(rf.field_names) or '(none)'}")
         if rf.n_frames:
-            ro = rf.readouts.iloc[-1].to_dict()
-            print("readouts at last frame:")
-            print(_fmt_readouts(ro))
+            import math
+
+            ro = rf.readouts.iloc[-1].to_dict()  # a count that is not a number is left out
+            ro = {k: v for k, v in ro.items() if math.isfinite(v) or not k.startswith("n_")}
+            out += ["readouts at last frame:", _fmt_readouts(ro)]
+    print("\n".join(out))
     return 0
 
 
@@ -122,7 +173,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a scenario value, e.g. --set cells.tcell.speed_um_per_min=8")
     r.add_argument("--overwrite", action="store_true", help="replace an existing run file")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    r.add_argument("--checkpoint-every", type=float, metavar="DAYS",
+                   help="write a checkpoint every DAYS simulated days (niche resume continues "
+                        "from the last; the finished file keeps one)")
     r.set_defaults(func=_cmd_run)
+    rs = sub.add_parser("resume", help="continue a killed, stopped or finished run from its "
+                                       "last checkpoint")
+    rs.add_argument("run", help="run file (.h5) or its journal (.h5.partial)")
+    rs.add_argument("--days", type=float, help="run to this many days in all (default: the "
+                                               "scenario's run.days)")
+    rs.add_argument("--checkpoint-every", type=float, metavar="DAYS",
+                    help="write a checkpoint every DAYS simulated days")
+    rs.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    rs.set_defaults(func=_cmd_resume)
+    rp = sub.add_parser("repair", help="make the run file of a killed run from its journal "
+                                       "(complete frames only)")
+    rp.add_argument("run", help="run file (.h5) or its journal (.h5.partial)")
+    rp.add_argument("--overwrite", action="store_true",
+                    help="replace an existing run file the killed run was not asked to replace")
+    rp.set_defaults(func=_cmd_repair)
     sc = sub.add_parser("scenarios", help="list the shipped scenarios (name, description)")
     sc.set_defaults(func=_cmd_scenarios)
     i = sub.add_parser("info", help="summarise a run file")

@@ -8,6 +8,9 @@ writer, the readout history and a progress bar.
 """
 from __future__ import annotations
 
+import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +18,15 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .biology import OsteoimmuneRules
 from .core import GenericRules, Model, Observer, Rules
-from .io import RunWriter
-from .scenario import Scenario, load_scenario, parse_overrides
+from .io import RunFileError, RunWriter
+from .io.checkpoint import dump_checkpoint, load_checkpoint, write_atomic
+from .io.journal import Journal, load_file_checkpoint, target_of
+from .scenario import ConfigError, Scenario, load_scenario, parse_overrides
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["run", "RunResult", "History", "default_output", "rules_for", "NicheModel",
+__all__ = ["run", "resume", "RunStopped", "RunResult", "History", "default_output", "rules_for", "NicheModel",
            "RULE_SETS", "DEFAULT_COLLECT", "with_overrides"]
 
 #: the rule sets a scenario's ``rules`` key can name
@@ -71,15 +76,30 @@ class NicheModel(Model):
     def __init__(self, scenario: Scenario | str | Path = "default", seed: int | None = None,
                  rules: Rules | None = None, observers=(),
                  collect: Sequence[str] = DEFAULT_COLLECT, **overrides: Any):
-        import mesa
-
         scenario = with_overrides(scenario, overrides)
         super().__init__(scenario, seed=seed, rules=rules or rules_for(scenario),
                          observers=observers)
+        self.collect = tuple(collect)
+        self._new_datacollector()
+
+    def _new_datacollector(self) -> None:
+        import mesa
+
         reporters = {"t_days": lambda m: m.t_days}
         reporters.update({k: (lambda m, k=k: m.frame_readouts.get(k, float("nan")))
-                          for k in collect})
+                          for k in self.collect})
         self.datacollector = mesa.DataCollector(model_reporters=reporters)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_collected"] = self.datacollector.model_vars
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        collected = state.pop("_collected")
+        super().__setstate__(state)
+        self._new_datacollector()
+        self.datacollector.model_vars.update(collected)
 
     def step(self) -> None:
         """One movement tick; then the DataCollector records; ``running`` ends at
@@ -137,6 +157,15 @@ class History(Observer):
     def __init__(self):
         self.rows: list[dict[str, float]] = []
 
+    @classmethod
+    def restored(cls, rows: list[dict[str, float]]) -> "History":
+        h = cls()
+        h.rows = list(rows)
+        return h
+
+    def state(self) -> list[dict[str, float]]:
+        return self.rows
+
     def on_frame(self, model):
         self.rows.append(dict(model.frame_readouts))
 
@@ -160,6 +189,8 @@ def run(
     overwrite: bool = False,
     progress: bool | None = False,
     write: bool = True,
+    checkpoint_every: float | None = None,
+    checkpoint: str | Path | None = None,
 ) -> RunResult:
     """Run a scenario and write its run file.
 
@@ -171,9 +202,17 @@ def run(
         overwrite: replace an existing ``out``.
         progress: show a progress bar (None: only on a terminal).
         write: write a run file (False: run in memory only).
+        checkpoint_every: simulated days between checkpoints (None: none, but a run stopped
+            by SIGINT/SIGTERM/SIGHUP still writes one). With a run file they go into its
+            journal and the finished file keeps the last (``niche resume`` continues it).
+        checkpoint: for a run in memory (``write=False``): the checkpoint file; when it
+            exists the run continues from it, and it is deleted when the run ends.
 
     Returns:
         :class:`RunResult` with the path, wall time, frame count and final readouts.
+
+    Raises:
+        RunStopped: a signal stopped the run after a checkpoint (``exit_code``: 128 + signal).
     """
     ov = parse_overrides(overrides)
     if seed is not None:
@@ -181,22 +220,179 @@ def run(
     if days is not None:
         ov["run.days"] = float(days)
     scenario = with_overrides(scenario, ov)
+    t0 = time.perf_counter()
+    if not write and checkpoint is not None and Path(checkpoint).exists():
+        ck = load_checkpoint(checkpoint)
+        model = ck.model
+        history = History.restored(ck.observers.get("History", []))
+        model.observers = [history, _Progress(progress)]
+        if checkpoint_every is None:
+            checkpoint_every = ck.observers.get("_run", {}).get("checkpoint_every")
+        return _drive(model, None, history, checkpoint_every, Path(checkpoint), t0)
     writer = None
     if write:
         path = Path(out) if out is not None else default_output(scenario)
         writer = RunWriter(path, overwrite=overwrite)
-    t0 = time.perf_counter()
     history = History()
     observers: list[Observer] = [history, _Progress(progress)]
     if writer is not None:
         observers.insert(0, writer)
-    model = NicheModel(scenario, observers=observers)
     try:
-        model.run()
+        model = NicheModel(scenario, observers=observers)
     except BaseException:
         if writer is not None:
             writer.close(complete=False)
         raise
+    return _drive(model, writer, history, checkpoint_every,
+                  Path(checkpoint) if checkpoint is not None else None, t0)
+
+
+def resume(run_path: str | Path, *, days: float | None = None,
+           checkpoint_every: float | None = None, progress: bool | None = False) -> RunResult:
+    """Continue a killed, stopped or finished run from its last checkpoint.
+
+    ``run_path`` names the run file (``x.h5``; ``x.h5.partial`` works too). A killed or
+    stopped run continues from the checkpoint in its journal; a finished (or repaired) run
+    file from the checkpoint it keeps (``/checkpoint``, written when it ran with
+    ``checkpoint_every``). The frames after the checkpoint are computed again, so the result
+    is the file the uninterrupted run writes, bit for bit. ``days``: run to this length in
+    all (``run.days``; default the scenario's). ``checkpoint_every``: default the interval
+    the run was checkpointing at.
+    """
+    target = target_of(run_path)
+    if Journal.exists(target):
+        journal = Journal.open(target)
+        try:
+            ck = journal.checkpoint()
+        except BaseException:
+            journal.release()
+            raise
+        if ck is None:
+            n = len(journal.frame_numbers())
+            journal.release()
+            raise RunFileError(
+                f"{str(target)!r}: the run stopped before its first checkpoint (start runs "
+                f"with --checkpoint-every to make them resumable); `niche repair {target}` "
+                f"keeps its {n} frames")
+    elif target.is_file():
+        ck = load_file_checkpoint(target)
+        if ck is None:
+            raise RunFileError(f"{str(target)!r} keeps no checkpoint (run it with "
+                               "--checkpoint-every to be able to continue it)")
+        journal = Journal.create(target, overwrite=True, base=target, base_frames=ck.frames)
+    else:
+        raise RunFileError(f"no run {str(target)!r} (neither it nor {target.name}.partial "
+                           "exists)")
+    t0 = time.perf_counter()
+    try:
+        model = ck.model
+        if days is not None:
+            model.extend_to(float(days))
+        writer = RunWriter(target, overwrite=True, journal=journal)
+        writer.restore(ck.observers["RunWriter"])
+    except BaseException:
+        journal.release()
+        raise
+    history = History.restored(ck.observers.get("History", []))
+    model.observers = [writer, history, _Progress(progress)]
+    if checkpoint_every is None:
+        checkpoint_every = ck.observers.get("_run", {}).get("checkpoint_every")
+    return _drive(model, writer, history, checkpoint_every, None, t0)
+
+
+class RunStopped(Exception):
+    """A signal stopped a run; its checkpoint and its journal's frames are kept."""
+
+    def __init__(self, signum: int, model, path: Path | None, frames: int):
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.path = path
+        self.frames = frames
+        self.t_days = model.t_days
+        name = signal.Signals(signum).name
+        where = (f"; {frames} frames kept, continue with: niche resume {path}"
+                 if path is not None else "")
+        super().__init__(f"stopped by {name} at day {model.t_days:g}, checkpoint written{where}")
+
+
+class _StopSignals:
+    """While active (main thread only), SIGINT, SIGTERM and SIGHUP ask the run to stop
+    after the tick in progress instead of killing it; repeats are ignored."""
+
+    SIGNALS = tuple(s for s in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, s))
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _observer_states(model, checkpoint_every: float | None) -> dict[str, Any]:
+    """What a checkpoint keeps besides the model: each observer's state and the run's
+    checkpoint interval (a resumed run keeps checkpointing at it)."""
+    states = {type(ob).__name__: ob.state() for ob in model.observers if hasattr(ob, "state")}
+    states["_run"] = {"checkpoint_every": checkpoint_every}
+    return states
+
+
+def _drive(model: Model, writer: RunWriter | None, history: "History",
+           checkpoint_every: float | None, ckpt_path: Path | None, t0: float) -> RunResult:
+    """Step ``model`` to its end, checkpointing; stop cleanly on a signal."""
+    every = None
+    if checkpoint_every is not None:
+        if not math.isfinite(checkpoint_every) or checkpoint_every <= 0:
+            raise ConfigError(f"--checkpoint-every {checkpoint_every!r}: expected a positive "
+                              "number of days")
+        every = max(1, int(round(checkpoint_every * 1440.0 / model.dt_move_min)))
+
+    def snapshot() -> list[bytes]:
+        return dump_checkpoint(model, _observer_states(model, checkpoint_every),
+                               writer.frames if writer is not None else 0)
+
+    def save() -> None:
+        if writer is not None:
+            writer.journal.write_checkpoint(snapshot())
+        elif ckpt_path is not None:
+            write_atomic(ckpt_path, snapshot())
+
+    try:
+        with _StopSignals() as stop:
+            model.start()
+            while model.tick < model.n_ticks and stop.signum is None:
+                model.step()
+                if every is not None and model.tick % every == 0 and stop.signum is None:
+                    save()
+            if stop.signum is not None:
+                save()
+                if writer is not None:
+                    writer.close(complete=False)
+                raise RunStopped(stop.signum, model, writer.path if writer else None,
+                                 writer.frames if writer else 0)
+            if writer is not None and every is not None:
+                writer.checkpoint_bytes = b"".join(snapshot())
+            model.finish()
+    except RunStopped:
+        raise
+    except BaseException:
+        if writer is not None:
+            writer.close(complete=False)
+        raise
+    if ckpt_path is not None and writer is None:
+        ckpt_path.unlink(missing_ok=True)
     wall = time.perf_counter() - t0
     return RunResult(path=writer.path if writer else None, wall_s=wall,
                      frames=writer.frames if writer else 0, readouts=model.frame_readouts,

@@ -120,21 +120,28 @@ def test_vessel_entry_and_exit():
     assert m2.cells.slots_of_type(TYPE_CODES["tcell"]).size < 0.5 * n_in
 
 
-def test_killed_run_leaves_readable_partial(tmp_path):
-    from niche.io import RunWriter, open_run
+def test_failed_run_leaves_journal_that_repairs(tmp_path):
+    """A run that dies mid-way (here a Python exception; tests/test_reliability.py kills
+    real processes) keeps its complete frames in the journal; repair makes the file."""
+    from niche.io import open_run
+    from niche.io.journal import repair
 
     class Boom:
         def on_frame(self, model):
             if model.tick >= 2 * model.every_frame:
                 raise RuntimeError("killed")
 
-    out = tmp_path / "k.h5"
-    w = RunWriter(out)
+    from niche.runner import History, RunWriter, _drive
+
+    w = RunWriter(tmp_path / "k2.h5")
     m = NicheModel(load_scenario("default", tiny_overrides(0.5)), observers=[w, Boom()])
     with pytest.raises(RuntimeError):
-        m.run()
-    w.close(complete=False)
-    assert not out.exists()
-    with open_run(tmp_path / "k.h5.partial") as rf:
+        _drive(m, w, History(), None, None, 0.0)
+    assert not (tmp_path / "k2.h5").exists() and (tmp_path / "k2.h5.partial").is_dir()
+    path, n = repair(tmp_path / "k2.h5")
+    assert n == 3 and not (tmp_path / "k2.h5.partial").exists()
+    with open_run(path) as rf:
         assert rf.status == "incomplete" and rf.n_frames == 3
         assert rf.bone(2).shape == (16, 16, 16)
+
+

@@ -408,7 +408,34 @@ class Model(mesa.Model):
         self.start()
         while self.tick < self.n_ticks:
             self.step()
+        self.finish()
+
+    def finish(self) -> None:
+        """Notify observers that the run ended (``on_end``)."""
         self._notify("on_end")
+
+    def extend_to(self, days: float) -> None:
+        """Make the run ``days`` long in all (``run.days``; not shorter than it has run)."""
+        if days * 1440.0 < self.t_min - 1e-9:
+            raise ConfigError(f"--days {days:g}: the run is already at day {self.t_days:g}")
+        sc = self.scenario
+        self.scenario = sc.model_copy(update={"run": sc.run.model_copy(update={"days": days})})
+        self.n_ticks = int(math.ceil(days * 1440.0 / self.dt_move_min - 1e-9))
+        self.running = self.tick < self.n_ticks
+
+    # ----------------------------------------------------------------- checkpoints
+    #: attributes a checkpoint leaves out: the observers (they keep their own state) and
+    #: Mesa's bound-method wrappers of ``step`` (rebuilt on restore)
+    _NOT_CHECKPOINTED = ("observers", "step", "_user_step", "datacollector")
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._NOT_CHECKPOINTED}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.observers = []
+        self._user_step = self.step
+        self.step = self._wrapped_step
 
     # ----------------------------------------------------------------- readouts
     def readouts(self) -> dict[str, float]:

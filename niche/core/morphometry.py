@@ -420,7 +420,8 @@ def bone_surface_area_um2(bone: np.ndarray, voxel_um: float) -> float:
     """
     b = _check_args(bone, voxel_um).view(np.uint8)
     counts = _crofton_transitions(np.ascontiguousarray(b), _DIRS, _DIR_CLASS)
-    return float(counts @ _CROFTON_K) * voxel_um**2
+    # an exactly rounded sum, not a BLAS dot product, whose rounding depends on the CPU
+    return math.fsum((counts * _CROFTON_K).tolist()) * voxel_um**2
 
 
 def _mean_on(values: np.ndarray, where: np.ndarray) -> float:

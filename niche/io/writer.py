@@ -4,10 +4,10 @@ What each frame stores follows ``output.level`` (:class:`~niche.scenario.schema.
 readouts every frame; fields, bone and agents every frame (``full``), on a subset of frames
 listed in ``/stored_frames/<kind>`` (``frames``, ``summary``).
 
-Format: :mod:`.runfile` and docs/file-format.md. The writer creates ``<out>.partial`` next
-to the target, flushes after every frame, renames it onto the target when the run ends, and
-then writes the XDMF sidecar (:mod:`.xdmf`). An existing target is never touched unless
-``overwrite=True``.
+Format: :mod:`.runfile` and docs/file-format.md. The writer commits every frame to the
+output's journal ``<out>.partial/`` (:mod:`.journal`: crash-safe, one writer per output),
+assembles the run file from it when the run ends, and then writes the XDMF sidecar
+(:mod:`.xdmf`). An existing target is never touched unless ``overwrite=True``.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import numpy as np
 from ..core.cells import TYPE_NAMES
 from ..core.observers import Observer
 from ..provenance import __version__, library_versions
-from .runfile import (AGENT_COLUMNS, FORMAT_NAME, FRAME_KINDS, READOUT_UNITS, _STORE_NAME,
-                      partial_path)
+from .journal import Journal
+from .runfile import AGENT_COLUMNS, FORMAT_NAME, FRAME_KINDS, READOUT_UNITS, _STORE_NAME
 from .xdmf import write_xdmf, xdmf_paths
 
 __all__ = ["RunWriter", "write_sidecar"]
@@ -40,34 +40,60 @@ def _compression(kind: str) -> dict[str, Any]:
 
 
 class RunWriter(Observer):
-    """Observer that writes frames of a :class:`~niche.core.model.Model` to HDF5.
+    """Observer that writes the frames of a :class:`~niche.core.model.Model` to a run file.
+
+    Frames go into the output's journal (:class:`~niche.io.journal.Journal`,
+    ``<out>.partial/``), one crash-safe file each; when the run ends they are assembled
+    into ``<out>`` and the journal is deleted. The journal (and with it the output) is
+    claimed when the writer is made, so a second run on the same output is refused before
+    it touches anything.
 
     Args:
         path: target file.
         overwrite: replace an existing target at the end of the run.
+        journal: continue this (already locked) journal instead of starting one.
     """
 
-    def __init__(self, path: str | os.PathLike, overwrite: bool = False):
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False,
+                 journal: Journal | None = None):
         self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise FileExistsError(
-                f"output {str(self.path)!r} exists; pass --overwrite (overwrite=True) to replace it")
-        if self.path.exists() and self.path.is_dir():
-            raise FileExistsError(f"output {str(self.path)!r} is a directory")
-        if not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self.overwrite = overwrite
-        self.tmp = partial_path(self.path)
-        self.f: h5py.File | None = None
+        self.journal = journal if journal is not None else Journal.create(self.path, overwrite)
+        self.tmp = self.journal.dir
         self.frames = 0
+        self.bytes_written = 0
         self._stored: dict[str, list[int]] = {k: [] for k in FRAME_KINDS}
+        self.checkpoint_bytes: bytes | None = None
+
+    # -- checkpoint state (niche.io.checkpoint)
+    def state(self) -> dict[str, Any]:
+        return {"frames": self.frames, "stored": {k: list(v) for k, v in self._stored.items()},
+                "level": self.level, "field_every": self.field_every,
+                "out_fields": list(self.out_fields), "readout_names": list(self.readout_names),
+                "comp": self.comp_kind}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.frames = int(state["frames"])
+        self._stored = {k: list(v) for k, v in state["stored"].items()}
+        self.level, self.field_every = state["level"], state["field_every"]
+        self.out_fields, self.readout_names = state["out_fields"], state["readout_names"]
+        self.comp_kind = state["comp"]
+        self.journal.drop_frames_from(self.frames)
 
     # -- observer hooks
     def on_start(self, model) -> None:
         sc = model.scenario
         self.level = sc.output.level
         self.field_every = sc.output.field_every or 1
-        f = self.f = h5py.File(self.tmp, "w", libver="latest")
+        self.comp_kind = sc.output.compression
+        self.out_fields = (list(model.field_names) if sc.output.fields == "all"
+                           else list(sc.output.fields))
+        self.readout_names = list(model.readouts().keys())
+        self.journal.write_header(lambda f: self._header(f, model))
+
+    def _header(self, f: h5py.File, model) -> None:
+        """Fill ``f`` with a run file of zero frames (attributes, vessel, empty datasets)."""
+        sc = model.scenario
         # level full is format version 1 unchanged; reduced levels add /stored_frames (2)
         f.attrs.update(
             format=FORMAT_NAME, format_version=1 if self.level == "full" else 2,
@@ -81,9 +107,7 @@ class RunWriter(Observer):
         if self.level == "frames":
             f.attrs["field_every"] = self.field_every
         Z, Y, X = model.lattice.shape
-        comp = _compression(sc.output.compression)
-        self.out_fields = (list(model.field_names) if sc.output.fields == "all"
-                           else list(sc.output.fields))
+        comp = _compression(self.comp_kind)
         f.create_dataset("time_days", shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
         f["time_days"].attrs["units"] = "day"
         g = f.create_group("fields")
@@ -107,7 +131,6 @@ class RunWriter(Observer):
         ag["age_days"].attrs["units"] = "day"
         ag.create_dataset("frame_offsets", data=np.zeros(1, np.int64), maxshape=(None,),
                           chunks=(1024,))
-        self.readout_names = list(model.readouts().keys())
         rg = f.create_group("readouts")
         for name in self.readout_names:
             ds = rg.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
@@ -117,7 +140,6 @@ class RunWriter(Observer):
             sg.attrs["meaning"] = "frames (indices into time_days) that each kind's datasets hold"
             for kind in FRAME_KINDS:
                 sg.create_dataset(kind, shape=(0,), maxshape=(None,), dtype="i8", chunks=(1024,))
-        f.flush()
 
     def _kinds(self, k: int, last: bool) -> list[str]:
         """What frame ``k`` stores besides its readouts."""
@@ -129,77 +151,77 @@ class RunWriter(Observer):
         return list(FRAME_KINDS) if (k == 0 or last) else []
 
     def on_frame(self, model) -> None:
-        k = self.frames
         # the model frames its last tick itself, so the last frame is known when it comes
-        self._store(model, k, self._kinds(k, last=model.tick >= model.n_ticks))
-        # readouts and then the time go last: a frame with a time is complete
-        f = self.f
-        ro = model.frame_readouts
-        for name in self.readout_names:
-            ds = f["readouts"][name]
-            ds.resize((k + 1,))
-            ds[k] = ro.get(name, np.nan)
-        f["time_days"].resize((k + 1,))
-        f["time_days"][k] = model.t_days
+        k = self.frames
+        self._commit(model, k, self._kinds(k, last=model.tick >= model.n_ticks))
         self.frames += 1
-        f.flush()
 
-    def _store(self, model, k: int, kinds: list[str]) -> None:
-        """Append the model's current fields / bone / agents as frame ``k``."""
-        f = self.f
-        if "fields" in kinds:
-            j = len(self._stored["fields"])
-            for name in self.out_fields:
-                ds = f["fields"][name]
-                ds.resize((j + 1,) + ds.shape[1:])
-                ds[j] = model.fields.c[model.field_index(name)]
-        if "bone" in kinds:
-            j = len(self._stored["bone"])
-            f["bone"].resize((j + 1,) + f["bone"].shape[1:])
-            f["bone"][j] = model.lattice.bone
-        if "agents" in kinds:
-            j = len(self._stored["agents"])
-            cells = model.cells
-            s = cells.alive_slots()
-            s = s[np.argsort(cells.cell_id[s], kind="stable")]
-            ag = f["agents"]
-            off = ag["frame_offsets"]
-            start = int(off[j])
-            for col in AGENT_COLUMNS:
-                ds = ag[col]
-                ds.resize((start + s.size,))
-                ds[start:] = getattr(cells, _STORE_NAME.get(col, col))[s]
-            off.resize((j + 2,))
-            off[j + 1] = start + s.size
+    def _commit(self, model, k: int, kinds: list[str]) -> None:
+        """Write frame ``k`` (its readouts and time, and ``kinds``) as one journal file."""
+        ro = model.frame_readouts
+        comp = _compression(self.comp_kind)
+
+        def build(f: h5py.File) -> None:
+            f.attrs.update(frame=k, t_days=model.t_days,
+                           readout_names=json.dumps(self.readout_names))
+            f.create_dataset("readouts", data=np.array(
+                [ro.get(name, np.nan) for name in self.readout_names], np.float64))
+            if "fields" in kinds:
+                g = f.create_group("fields")
+                for name in self.out_fields:
+                    a = model.fields.c[model.field_index(name)]
+                    g.create_dataset(name, data=a.astype(model.scenario.output.field_dtype,
+                                                         copy=False), chunks=a.shape, **comp)
+            if "bone" in kinds:
+                b = model.lattice.bone
+                f.create_dataset("bone", data=b, chunks=b.shape, **comp)
+            if "agents" in kinds:
+                cells = model.cells
+                s = cells.alive_slots()
+                s = s[np.argsort(cells.cell_id[s], kind="stable")]
+                g = f.create_group("agents")
+                for col, dt in AGENT_COLUMNS.items():
+                    g.create_dataset(col, data=np.asarray(
+                        getattr(cells, _STORE_NAME.get(col, col))[s], dt))
+
+        self.bytes_written += self.journal.write_frame(k, build)
         for kind in kinds:
-            self._stored[kind].append(k)
-            if self.level != "full":
-                ds = f["stored_frames"][kind]
-                ds.resize((len(self._stored[kind]),))
-                ds[-1] = k
+            if not self._stored[kind] or self._stored[kind][-1] != k:
+                self._stored[kind].append(k)
 
     def on_end(self, model) -> None:
-        if self.f is not None and self.frames:
-            # the last frame is always stored; should the model have framed past the end
-            # it was told (run() called again), store the state it ended in, which is the
-            # last frame's
+        if self.frames:
+            # the last frame is always stored whole; should the model have framed past the
+            # end it was told (run() called again), store the state it ended in, which is
+            # the last frame's: frame k is written again, with everything
             k = self.frames - 1
-            missing = [kind for kind in self._kinds(k, last=True)
-                       if not self._stored[kind] or self._stored[kind][-1] != k]
-            if missing:
-                self._store(model, k, missing)
-                self.f.flush()
-        self.close(complete=True)
+            want = self._kinds(k, last=True)
+            if any(not self._stored[kind] or self._stored[kind][-1] != k for kind in want):
+                self._commit(model, k, sorted(set(want) | {
+                    kind for kind in FRAME_KINDS if self._stored[kind][-1:] == [k]},
+                    key=FRAME_KINDS.index))
+        self.close(complete=True, model=model)
         write_sidecar(self.path, model.scenario.output.xdmf)
 
-    def close(self, complete: bool = False) -> None:
-        if self.f is None:
+    def close(self, complete: bool = False, model=None) -> None:
+        """End writing. ``complete``: assemble the run file and delete the journal; else
+        leave the journal (a killed or stopped run: ``niche resume`` / ``niche repair``),
+        or delete it when it holds no frame."""
+        j = self.journal
+        if j is None:
             return
-        self.f.attrs["status"] = "complete" if complete else "incomplete"
-        self.f.close()
-        self.f = None
         if complete:
-            os.replace(self.tmp, self.path)
+            attrs = {"status": "complete"}
+            if model is not None:
+                attrs.update(scenario_toml=model.scenario.to_toml(), niche_version=__version__,
+                             library_versions=json.dumps(library_versions()))
+            j.assemble(attrs, checkpoint=self.checkpoint_bytes)
+            j.discard()
+        elif not self.frames and not j.checkpoint_path.exists():
+            j.discard()
+        else:
+            j.release()
+        self.journal = None
 
 
 def write_sidecar(path: Path, enabled: bool = True) -> None:
