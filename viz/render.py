@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -57,14 +58,24 @@ def open_scene(run, opts: SceneOptions | None = None, *, frame: int = 0, off_scr
                        **(opts or SceneOptions()).scene_kwargs())
 
 
+def _partial(out: Path) -> Path:
+    """Where ``out`` is written before it is renamed (keeps the suffix: it picks the format)."""
+    return out.with_name(out.stem + ".partial" + out.suffix)
+
+
 def render_frame(run, out: str | os.PathLike, frame: int = -1,
                  opts: SceneOptions | None = None) -> Path:
     """Render one frame of an open run file to a PNG (or any image suffix VTK writes)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scene = open_scene(run, opts, frame=frame)
+    scene = open_scene(run, opts, frame=frame)  # reads the frame: a damaged run fails here
+    tmp = _partial(out)
     try:
-        scene.screenshot(str(out))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        scene.screenshot(str(tmp))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         scene.close()
     return out
@@ -113,24 +124,27 @@ def render_movie(run, out: str | os.PathLike, frames: Sequence[int] | None = Non
     opts = replace(opts, size=(w, h))
     t0 = time.perf_counter()
     scene = open_scene(run, opts, frame=frames[0])
-    if opts.clim is None and scene.field is not None:
-        scene.set_clim(_field_range(run, scene.field, frames))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".partial" + out.suffix)
-    if out.suffix.lower() == ".gif":
-        writer = imageio.get_writer(tmp, mode="I", duration=1000.0 / fps, loop=0)
-    else:
-        writer = imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7,
-                                    macro_block_size=2, pixelformat="yuv420p")
+    tmp, writer = _partial(out), None
     try:
+        if opts.clim is None and scene.field is not None:
+            scene.set_clim(_field_range(run, scene.field, frames))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".gif":
+            writer = imageio.get_writer(tmp, mode="I", duration=1000.0 / fps, loop=0)
+        else:
+            writer = imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7,
+                                        macro_block_size=2, pixelformat="yuv420p")
         for i, k in enumerate(frames):
             if i:
                 scene.set_frame(k)
             writer.append_data(scene.screenshot())
-        writer.close()
+        done, writer = writer, None
+        done.close()
         os.replace(tmp, out)
     except BaseException:
-        writer.close()
+        if writer is not None:
+            with suppress(Exception):  # the error that got us here is the one to report
+                writer.close()
         tmp.unlink(missing_ok=True)
         raise
     finally:

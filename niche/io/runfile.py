@@ -67,8 +67,29 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
+#: what h5py, numpy and json raise on a damaged file (HDF5 errors surface as these)
+_READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError,
+                OverflowError)
+#: dtype kinds each agent column may have (its exact width is not checked)
+_AGENT_KINDS = {c: "f" if np.dtype(dt).kind == "f" else "iu" for c, dt in AGENT_COLUMNS.items()}
+#: JSON attributes: the type they hold, and whether a run file must have them
+_JSON_ATTRS = {"type_names": (list, True), "field_names": (list, False),
+               "library_versions": (dict, False)}
+
+
+def _why(e: BaseException) -> str:
+    """An exception as one short line (HDF5 messages can be long)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 class RunFile:
-    """Lazy reader of a run file; use :func:`open_run`. Reads only what is asked for."""
+    """Lazy reader of a run file; use :func:`open_run`. Reads only what is asked for.
+
+    Opening checks the structure the reader relies on (root attributes, dataset shapes and
+    dtypes, frame offsets, stored frames) without reading frame data; any damage found then,
+    or later when a frame is read, is a :class:`RunFileError` naming the file and the part.
+    """
 
     def __init__(self, path: str | os.PathLike):
         import hdf5plugin  # noqa: F401  (registers the Blosc filter)
@@ -77,65 +98,176 @@ class RunFile:
         self.path = Path(path)
         if not self.path.exists():
             raise RunFileError(f"run file {str(self.path)!r} does not exist")
+        if self.path.is_dir():
+            raise RunFileError(f"{str(self.path)!r} is a directory, not a run file")
         try:
             self.h5 = h5py.File(self.path, "r")
-        except OSError as e:
-            raise RunFileError(f"{str(self.path)!r} is not a readable HDF5 run file ({e})") from None
-        a = self.h5.attrs
-        if a.get("format") != FORMAT_NAME:
-            self.h5.close()
-            raise RunFileError(f"{str(self.path)!r} is not a niche run file (no format={FORMAT_NAME!r})")
-        if int(a.get("format_version", -1)) > FORMAT_VERSION:
-            self.h5.close()
-            raise RunFileError(f"{str(self.path)!r}: format version {a['format_version']} is newer "
-                               f"than this niche reads ({FORMAT_VERSION})")
+        except _READ_ERRORS as e:
+            raise RunFileError(f"{str(self.path)!r} is not a readable HDF5 run file "
+                               f"({_why(e)})") from None
         try:
-            self.times = self.h5["time_days"][:]
-            self._off = self.h5["agents/frame_offsets"][:]
-            bone_len = self.h5["bone"].shape[0]
-        except KeyError as e:
+            self._check()
+        except RunFileError:
             self.h5.close()
-            raise RunFileError(f"{str(self.path)!r}: missing dataset ({e})") from None
+            raise
+        except _READ_ERRORS as e:  # e.g. a damaged object header met while walking
+            self.h5.close()
+            raise self._error(f"cannot read the run file, it may be damaged ({_why(e)})") \
+                from None
+
+    # -- validation (metadata and the small 1-D datasets only: no frame data is read)
+    def _error(self, what: str) -> RunFileError:
+        return RunFileError(f"{str(self.path)!r}: {what}")
+
+    def _check(self) -> None:
+        try:
+            a = self._attrs = dict(self.h5.attrs)
+        except _READ_ERRORS as e:
+            raise self._error(f"cannot read the root attributes, the file may be damaged "
+                              f"({_why(e)})") from None
+        fmt = a.get("format")
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode("utf-8", "replace")
+        if not isinstance(fmt, str) or fmt != FORMAT_NAME:
+            raise RunFileError(f"{str(self.path)!r} is not a niche run file "
+                               f"(no format={FORMAT_NAME!r})")
+        version = a.get("format_version")
+        if not _is_int(version) or int(version) < 1:
+            raise self._error(f"attribute format_version is {_short(version)}, "
+                              "expected a version number")
+        if int(version) > FORMAT_VERSION:
+            raise RunFileError(f"{str(self.path)!r}: format version {int(version)} is newer "
+                               f"than this niche reads ({FORMAT_VERSION})")
+        shape = np.asarray(a.get("shape_zyx", ()))
+        if shape.shape != (3,) or shape.dtype.kind not in "iu" or not np.all(shape > 0):
+            raise self._error(f"attribute shape_zyx is {_short(a.get('shape_zyx'))}, "
+                              "expected 3 positive integers")
+        self._shape = tuple(int(v) for v in shape)
+        voxel = a.get("voxel_um")
+        if not (_is_number(voxel) and np.isfinite(voxel) and voxel > 0):
+            raise self._error(f"attribute voxel_um is {_short(voxel)}, "
+                              "expected a positive length")
+        self._json: dict[str, Any] = {}
+        for name, (kind, required) in _JSON_ATTRS.items():
+            if name not in a and not required:
+                continue
+            try:
+                value = json.loads(a[name])
+            except (KeyError, TypeError, ValueError):
+                value = None
+            if not isinstance(value, kind) or (kind is list and not all(
+                    isinstance(v, str) for v in value)):
+                raise self._error(f"attribute {name} is {_short(a.get(name))}, expected a "
+                                  f"JSON {'list of names' if kind is list else 'object'}")
+            self._json[name] = value
+        for name in ("status", "output_level", "scenario_toml"):
+            if name in a and not isinstance(a[name], str):
+                raise self._error(f"attribute {name} is {_short(a[name])}, expected text")
+        self._check_datasets()
+
+    def _node(self, name: str, group: bool = False):
+        """The group or dataset ``/name``, or a RunFileError saying why not."""
+        kind = "group" if group else "dataset"
+        try:
+            obj = self.h5.get(name)
+        except _READ_ERRORS as e:
+            raise self._error(f"cannot read /{name}, the file may be damaged ({_why(e)})") \
+                from None
+        if obj is None:
+            raise self._error(f"missing {kind} /{name}")
+        if not isinstance(obj, h5py.Group if group else h5py.Dataset):
+            raise self._error(f"/{name} is not a {kind}")
+        return obj
+
+    def _dataset(self, name: str, ndim: int, kinds: str, lattice: bool = False) -> h5py.Dataset:
+        """Dataset ``/name`` with ``ndim`` axes of a dtype kind in ``kinds``, its last three
+        axes the lattice's shape when ``lattice``."""
+        ds = self._node(name)
+        if ds.ndim != ndim or (lattice and ds.shape[-3:] != self._shape):
+            want = (f"({'frames, ' if ndim == 4 else ''}{', '.join(map(str, self._shape))}) "
+                    "from shape_zyx" if lattice else f"{ndim}-D")
+            raise self._error(f"/{name} has shape {ds.shape}, expected {want}")
+        if ds.dtype.kind not in kinds:
+            raise self._error(f"/{name} has dtype {ds.dtype}, expected "
+                              f"{'a float' if kinds == 'f' else 'an integer'} type")
+        return ds
+
+    def _read(self, name: str, sel: Any = (), what: str | None = None) -> np.ndarray:
+        """``/name[sel]``; a chunk that cannot be read back is a RunFileError naming ``what``."""
+        try:
+            return self.h5[name][sel]
+        except _READ_ERRORS as e:
+            raise self._error(f"cannot read {what or '/' + name}, the file may be damaged "
+                              f"({_why(e)})") from None
+
+    def _check_datasets(self) -> None:
+        self._dataset("time_days", 1, "f")
+        times = self._read("time_days")
+        self._field_names = list(self._node("fields", group=True))
+        lens: dict[str, int | None] = {"fields": None}
+        for name in self._field_names:
+            n = self._dataset(f"fields/{name}", 4, "f", lattice=True).shape[0]
+            lens["fields"] = n if lens["fields"] is None else min(lens["fields"], n)
+        lens["bone"] = self._dataset("bone", 4, "iub", lattice=True).shape[0]
+        self._dataset("vessel", 3, "iub", lattice=True)
+        self._node("agents", group=True)
+        rows = min(self._dataset(f"agents/{c}", 1, k).shape[0] for c, k in _AGENT_KINDS.items())
+        self._dataset("agents/frame_offsets", 1, "iu")
+        self._off = self._read("agents/frame_offsets").astype(np.int64)
+        if self._off.size == 0:
+            raise self._error("/agents/frame_offsets is empty (it starts with 0)")
+        lens["agents"] = self._off.size - 1
         # a killed run can leave a frame half-written: trust only complete frames. The
         # writer stores a frame's fields, bone and agents (and their /stored_frames entries)
         # before its readouts and time, so a frame with a time and all readouts is complete
-        n = self.times.size
-        for name in self.h5["readouts"]:
-            n = min(n, self.h5["readouts"][name].shape[0])
-        lens = {"bone": bone_len, "agents": self._off.size - 1,
-                "fields": min((self.h5["fields"][k].shape[0] for k in self.h5["fields"]),
-                              default=None)}
-        sf = self.h5.get("stored_frames")
+        n = times.size
+        self._readout_names = list(self._node("readouts", group=True))
+        for name in self._readout_names:
+            n = min(n, self._dataset(f"readouts/{name}", 1, "iuf").shape[0])
+        sf = self._node("stored_frames", group=True) if "stored_frames" in self.h5 else None
         self._stored: dict[str, np.ndarray | None] = {}
         for kind in FRAME_KINDS:
             if sf is not None and kind in sf:
-                idx = sf[kind][:].astype(np.int64)
-                if lens[kind] is not None:
-                    idx = idx[: lens[kind]]
+                self._dataset(f"stored_frames/{kind}", 1, "iu")
+                idx = self._read(f"stored_frames/{kind}").astype(np.int64)
+                if idx.size and (idx[0] < 0 or np.any(np.diff(idx) <= 0) or idx[-1] > times.size):
+                    raise self._error(f"/stored_frames/{kind} is {_frame_list(idx)}, expected "
+                                      f"ascending frames of 0..{times.size - 1}")
                 self._stored[kind] = idx
             else:  # every frame (version 1, level full)
                 self._stored[kind] = None
                 if lens[kind] is not None:
                     n = min(n, lens[kind])
         self.n_frames = n
-        self.times = self.times[:n]
+        self.times = times[:n]
+        if not (np.all(np.isfinite(self.times)) and np.all(np.diff(self.times) >= 0)):
+            raise self._error("/time_days is not an ascending series of finite times")
         for kind, idx in self._stored.items():
-            if idx is not None:
-                self._stored[kind] = idx[idx < n]
+            if idx is None:
+                continue
+            idx = self._stored[kind] = idx[idx < n]  # entries past the last complete frame
+            if lens[kind] is not None and idx.size > lens[kind]:
+                where = "fields" if kind == "fields" else f"/{kind}"
+                raise self._error(f"/stored_frames/{kind} lists {idx.size} complete frames "
+                                  f"but {where} holds {lens[kind]}")
+        used = self._off[: self.agent_frames.size + 1]
+        if used[0] < 0 or np.any(np.diff(used) < 0) or used[-1] > rows:
+            raise self._error(f"/agents/frame_offsets is {_frame_list(used)}, expected "
+                              f"ascending row numbers within the agent table ({rows} rows)")
 
     # -- metadata
     @property
     def attrs(self) -> dict[str, Any]:
-        return dict(self.h5.attrs)
+        return dict(self._attrs)
 
     @property
     def status(self) -> str:
-        return str(self.h5.attrs.get("status", "unknown"))
+        return str(self._attrs.get("status", "unknown"))
 
     @property
     def level(self) -> str:
         """The output level (``full``, ``frames``, ``summary``; files without one are full)."""
-        return str(self.h5.attrs.get("output_level", "full"))
+        return str(self._attrs.get("output_level", "full"))
 
     def stored_frames(self, kind: str) -> np.ndarray:
         """The complete frames (indices into :attr:`times`) at which ``kind`` is stored.
@@ -143,7 +275,7 @@ class RunFile:
         ``kind`` is ``"fields"``, ``"bone"``, ``"agents"`` or a field name. Readouts are
         stored at every frame, ``0 .. n_frames - 1``.
         """
-        if kind in self.h5["fields"]:
+        if kind in self._field_names:
             kind = "fields"
         if kind not in FRAME_KINDS:
             raise KeyError(f"no stored kind {kind!r} (kinds {', '.join(FRAME_KINDS)} "
@@ -153,7 +285,7 @@ class RunFile:
 
     def field_frames(self, name: str) -> np.ndarray:
         """Frames at which field ``name`` is stored."""
-        if name not in self.h5["fields"]:
+        if name not in self._field_names:
             raise KeyError(f"no field {name!r} in run (has {self.field_names})")
         return self.stored_frames("fields")
 
@@ -169,23 +301,25 @@ class RunFile:
 
     @property
     def field_names(self) -> list[str]:
-        return list(self.h5["fields"].keys())
+        return list(self._field_names)
 
     @property
     def type_names(self) -> list[str]:
-        return json.loads(self.h5.attrs["type_names"])
+        return list(self._json["type_names"])
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(int(v) for v in self.h5.attrs["shape_zyx"])
+        return self._shape
 
     @property
     def voxel_um(self) -> float:
-        return float(self.h5.attrs["voxel_um"])
+        return float(self._attrs["voxel_um"])
 
     @property
     def scenario_toml(self) -> str:
-        return str(self.h5.attrs["scenario_toml"])
+        if not isinstance(self._attrs.get("scenario_toml"), str):
+            raise self._error("no scenario_toml attribute")
+        return self._attrs["scenario_toml"]
 
     def scenario(self):
         """The resolved scenario, validated again."""
@@ -193,7 +327,11 @@ class RunFile:
 
         from ..scenario import validate_raw
 
-        return validate_raw(tomllib.loads(self.scenario_toml), repr(self.path.name))
+        try:
+            raw = tomllib.loads(self.scenario_toml)
+        except tomllib.TOMLDecodeError as e:
+            raise self._error(f"attribute scenario_toml is not valid TOML ({_why(e)})") from None
+        return validate_raw(raw, repr(self.path.name))
 
     def _frame(self, frame: int) -> int:
         k = int(frame)
@@ -215,29 +353,35 @@ class RunFile:
         raise RunFileError(f"{what} is not stored at frame {k} (output level "
                            f"{self.level!r}; {what} is stored at frames {_frame_list(idx)})")
 
-    # -- data
+    # -- data (a chunk that cannot be read back is a RunFileError naming it)
     def field(self, name: str, frame: int) -> np.ndarray:
         """Field ``name`` at ``frame`` as (Z, Y, X)."""
-        if name not in self.h5["fields"]:
+        if name not in self._field_names:
             raise KeyError(f"no field {name!r} in run (has {self.field_names})")
-        return self.h5["fields"][name][self._slot("fields", frame, f"field {name!r}")]
+        j = self._slot("fields", frame, f"field {name!r}")
+        return self._read(f"fields/{name}", j, f"field {name!r} at frame {self._frame(frame)}")
 
     def bone(self, frame: int) -> np.ndarray:
-        return self.h5["bone"][self._slot("bone", frame, "bone")]
+        j = self._slot("bone", frame, "bone")
+        return self._read("bone", j, f"the bone mask at frame {self._frame(frame)}")
 
     @property
     def vessel(self) -> np.ndarray:
-        return self.h5["vessel"][:]
+        return self._read("vessel", (), "the vessel mask")
 
     def agents(self, frame: int):
         """The agents of one frame as a pandas DataFrame (with a ``type_name`` column)."""
         import pandas as pd
 
-        j = self._slot("agents", frame, "the agent table")
+        k = self._frame(frame)
+        j = self._slot("agents", k, "the agent table")
         a, b = int(self._off[j]), int(self._off[j + 1])
-        ag = self.h5["agents"]
-        df = pd.DataFrame({c: ag[c][a:b] for c in AGENT_COLUMNS})
-        df["type_name"] = pd.Categorical.from_codes(df["type"].astype(int), self.type_names)
+        what = f"the agent table at frame {k}"
+        df = pd.DataFrame({c: self._read(f"agents/{c}", slice(a, b), what) for c in AGENT_COLUMNS})
+        codes = df["type"].to_numpy()
+        if codes.size and (codes.min() < 0 or codes.max() >= len(self.type_names)):
+            raise self._error(f"{what} has cell type codes outside 0..{len(self.type_names) - 1}")
+        df["type_name"] = pd.Categorical.from_codes(codes.astype(int), self.type_names)
         return df
 
     @property
@@ -255,8 +399,8 @@ class RunFile:
         """All readouts as a DataFrame indexed by frame (complete frames only)."""
         import pandas as pd
 
-        r = self.h5["readouts"]
-        return pd.DataFrame({k: r[k][: self.n_frames] for k in r})
+        return pd.DataFrame({k: self._read(f"readouts/{k}", slice(0, self.n_frames),
+                                           f"readout {k!r}") for k in self._readout_names})
 
     def close(self) -> None:
         self.h5.close()
@@ -270,6 +414,22 @@ class RunFile:
     def __repr__(self) -> str:
         return (f"RunFile({self.path.name!r}, frames={self.n_frames}, level={self.level!r}, "
                 f"fields={self.field_names})")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_number(v: Any) -> bool:
+    return _is_int(v) or isinstance(v, (float, np.floating))
+
+
+def _short(v: Any) -> str:
+    """An attribute's value for an error message, cut to a few words."""
+    if isinstance(v, (np.ndarray, np.generic)):
+        v = v.tolist()
+    text = "missing" if v is None else repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _frame_list(idx: np.ndarray, most: int = 12) -> str:

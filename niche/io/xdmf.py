@@ -32,13 +32,15 @@ by name, relative to the sidecar, so a folder can be moved as a whole.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import h5py
 import numpy as np
 
-from .runfile import RunFileError, open_run
+from .runfile import _READ_ERRORS, RunFileError, _why, open_run
 
 __all__ = ["write_xdmf", "xdmf_paths"]
 
@@ -58,34 +60,61 @@ def xdmf_paths(run_path: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def _copy_companion(run, dst: Path) -> None:
-    """Copy what the sidecar needs from ``run`` (a RunFile) into a gzip HDF5 file."""
+    """Copy what the sidecar needs from ``run`` (a RunFile) into a gzip HDF5 file ``dst``.
+
+    Frames are read through the RunFile, so a damaged chunk is a RunFileError naming it.
+    """
     src = run.h5
-    n = run.n_frames
-    tmp = dst.with_name(dst.name + ".partial")
-    with h5py.File(tmp, "w", libver="earliest") as out:
+    with h5py.File(dst, "w", libver="earliest") as out:
         out.attrs["source"] = run.path.name
         out.attrs["meaning"] = "gzip copy of a niche run file's data for its XDMF sidecar"
         out.create_dataset("time_days", data=run.times)
-        out.create_dataset("vessel", data=src["vessel"][:], **_GZIP)
+        out.create_dataset("vessel", data=run.vessel, **_GZIP)
         shape = run.shape
-        frame_sets = [("bone", src["bone"], run.bone_frames)] + [
-            (f"fields/{k}", src["fields"][k], run.stored_frames("fields")) for k in src["fields"]]
-        for name, ds, stored in frame_sets:
-            o = out.create_dataset(name, shape=(stored.size, *shape), dtype=ds.dtype,
+        frame_sets = [("bone", run.bone_frames, run.bone)] + [
+            (f"fields/{k}", run.stored_frames("fields"), partial(run.field, k))
+            for k in run.field_names]
+        for name, stored, read in frame_sets:
+            o = out.create_dataset(name, shape=(stored.size, *shape), dtype=src[name].dtype,
                                    chunks=(1, *shape), **_GZIP)
-            for j in range(stored.size):
-                o[j] = ds[j]
+            for j, k in enumerate(stored):
+                o[j] = read(int(k))
         for kind in ("fields", "bone", "agents"):
             out.create_dataset(f"stored_frames/{kind}", data=run.stored_frames(kind))
         na = run.agent_frames.size
         end = int(run.frame_offsets[na])
         out.create_dataset("agents/frame_offsets", data=run.frame_offsets[: na + 1])
         for c in ("x", "y", "z", *_AGENT_ATTRS):
-            data = src["agents"][c][:end]
+            data = run._read(f"agents/{c}", slice(0, end), f"the agent column {c!r}")
             out.create_dataset(f"agents/{c}", data=data,
                                chunks=(max(1, min(65536, data.size)),) if data.size else None,
                                **(_GZIP if data.size else {}))
-    os.replace(tmp, dst)
+
+
+@contextmanager
+def _staged(paths: list[Path]):
+    """Write ``paths`` (in one folder) atomically: yields ``{path: temporary path}``; on
+    success each temporary file is renamed onto its path, in order; on any error the
+    temporary files and the folders made for them are removed: nothing is left behind."""
+    made, d = [], paths[0].parent.absolute()
+    while not d.exists():  # deepest first
+        made.append(d)
+        d = d.parent
+    tmp = {p: p.with_name(p.name + ".partial") for p in paths}
+    try:
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        for p in paths:
+            os.replace(tmp[p], p)
+    except BaseException:
+        for t in tmp.values():
+            t.unlink(missing_ok=True)
+        for d in made:
+            try:
+                d.rmdir()
+            except OSError:  # not empty (someone else's) or already gone
+                pass
+        raise
 
 
 def _item(fname: str, path: str, dtype: np.dtype, dims: tuple[int, ...]) -> str:
@@ -202,19 +231,21 @@ def write_xdmf(run_path: str | os.PathLike, out: str | os.PathLike | None = None
         if run.n_frames == 0:
             raise RunFileError(f"{str(run.path)!r} has no complete frame to export")
         xml_path = Path(out) if out is not None else xdmf_paths(run.path)[0]
-        xml_path.parent.mkdir(parents=True, exist_ok=True)
         stored = {kind: run.stored_frames(kind) for kind in ("fields", "bone", "agents")}
-        if link:
-            fname = os.path.relpath(run.path.resolve(), xml_path.parent.resolve())
-            text = _xml(run.h5, fname, stored, run.frame_offsets, run.times, run.voxel_um,
-                        run.shape)
-        else:
-            comp = xdmf_paths(xml_path)[1]
-            _copy_companion(run, comp)
-            with h5py.File(comp, "r") as h5:
-                text = _xml(h5, comp.name, stored, h5["agents/frame_offsets"][:], run.times,
-                            run.voxel_um, run.shape)
-    tmp = xml_path.with_name(xml_path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, xml_path)
+        comp = xdmf_paths(xml_path)[1]
+        with _staged([xml_path] if link else [comp, xml_path]) as tmp:
+            if link:
+                fname = os.path.relpath(run.path.resolve(), xml_path.parent.resolve())
+                try:  # dtypes and units attributes of the run file's datasets
+                    text = _xml(run.h5, fname, stored, run.frame_offsets, run.times,
+                                run.voxel_um, run.shape)
+                except _READ_ERRORS as e:
+                    raise RunFileError(f"{str(run.path)!r}: cannot read the run file, it may "
+                                       f"be damaged ({_why(e)})") from None
+            else:
+                _copy_companion(run, tmp[comp])
+                with h5py.File(tmp[comp], "r") as h5:
+                    text = _xml(h5, comp.name, stored, h5["agents/frame_offsets"][:],
+                                run.times, run.voxel_um, run.shape)
+            tmp[xml_path].write_text(text, encoding="utf-8")
     return xml_path
