@@ -33,8 +33,9 @@ def _ended(go) -> tuple[object | None, int]:
     """Run ``go()``; a signal's clean stop or a full disk become one line and a status."""
     import errno
 
-    from .runner import RunStopped
+    from .runner import RunStopped, _StopSignals
 
+    _StopSignals.keep_after_stop = True  # this process ends right after a stop
     try:
         return go(), 0
     except RunStopped as e:
@@ -55,7 +56,8 @@ def _cmd_run(a) -> int:
     res, rc = _ended(lambda: run(a.scenario, a.out, seed=a.seed, days=a.days,
                                  overrides=a.set or None, overwrite=a.overwrite,
                                  progress=None if not a.quiet else False,
-                                 checkpoint_every=a.checkpoint_every))
+                                 checkpoint_every=a.checkpoint_every,
+                                 allow_large=a.allow_large))
     if res is None:
         return rc
     _print_result(res)
@@ -173,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a scenario value, e.g. --set cells.tcell.speed_um_per_min=8")
     r.add_argument("--overwrite", action="store_true", help="replace an existing run file")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    r.add_argument("--allow-large", action="store_true",
+                   help="run although the estimated memory, compute time or run-file size "
+                        "exceeds this machine (refused by default)")
     r.add_argument("--checkpoint-every", type=float, metavar="DAYS",
                    help="write a checkpoint every DAYS simulated days (niche resume continues "
                         "from the last; the finished file keeps one)")
@@ -235,17 +240,44 @@ def _replay_unavailable(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import contextlib
+    import io as _io
+
     from .scenario import ConfigError
     from .io import RunFileError
 
+    def error(msg) -> int:  # exactly one line: control characters (newlines) escaped
+        text = str(msg)
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        print(f"niche: error: {text}", file=sys.stderr)
+        return 2
+
     parser = build_parser()
-    a = parser.parse_args(argv)
+    argparse_err = _io.StringIO()
+    try:
+        with contextlib.redirect_stderr(argparse_err):
+            a = parser.parse_args(argv)
+    except SystemExit as e:  # bad arguments: argparse's usage + error become one line
+        text = argparse_err.getvalue()
+        if not e.code:  # --help, --version
+            sys.stderr.write(text)
+            raise
+        lines = [ln for ln in text.splitlines() if ln.strip()] or ["bad arguments"]
+        prog, sep, reason = lines[-1].partition(": error: ")
+        return error(f"{reason} (see {prog} --help)" if sep else lines[-1])
+    sys.stderr.write(argparse_err.getvalue())
     try:
         return a.func(a)
     except (ConfigError, RunFileError, FileExistsError, IndexError, KeyError) as e:
-        msg = e.args[0] if e.args else str(e)
-        print(f"niche: error: {msg}", file=sys.stderr)
-        return 2
+        return error(e.args[0] if e.args else e)
+    except OSError as e:  # a file or folder the command could not use
+        where = f"{e.filename!r}: " if e.filename is not None else ""
+        return error(f"{where}{e.strerror or e}")
+    except MemoryError:
+        return error("out of memory (the estimate of niche.scenario.limits was exceeded; "
+                     "use a smaller domain or fewer cells)")
+    except RecursionError:
+        return error("the input is nested too deeply")
     except KeyboardInterrupt:
         print("niche: interrupted", file=sys.stderr)
         return 130

@@ -9,6 +9,7 @@ writer, the readout history and a progress bar.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -22,6 +23,8 @@ from .io import RunFileError, RunWriter
 from .io.checkpoint import dump_checkpoint, load_checkpoint, write_atomic
 from .io.journal import Journal, load_file_checkpoint, target_of
 from .scenario import ConfigError, Scenario, load_scenario, parse_overrides
+from .scenario.limits import check_resources
+from .scenario.schema import shown
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -70,15 +73,18 @@ class NicheModel(Model):
         rules: a rule set to use instead of the one the scenario names.
         observers: objects with ``on_start/on_frame/on_tick/on_end`` hooks.
         collect: readouts the DataCollector records.
+        allow_large: build a model beyond this machine's memory or compute limits
+            (:mod:`niche.scenario.limits`); refused by default.
         **overrides: dotted scenario keys, e.g. ``**{"il2.dose_iu": 5e4}``.
     """
 
     def __init__(self, scenario: Scenario | str | Path = "default", seed: int | None = None,
                  rules: Rules | None = None, observers=(),
-                 collect: Sequence[str] = DEFAULT_COLLECT, **overrides: Any):
+                 collect: Sequence[str] = DEFAULT_COLLECT, allow_large: bool = False,
+                 **overrides: Any):
         scenario = with_overrides(scenario, overrides)
         super().__init__(scenario, seed=seed, rules=rules or rules_for(scenario),
-                         observers=observers)
+                         observers=observers, allow_large=allow_large)
         self.collect = tuple(collect)
         self._new_datacollector()
 
@@ -179,6 +185,51 @@ def default_output(sc: Scenario) -> Path:
     return Path("runs") / f"{sc.name}_seed{sc.run.seed}.h5"
 
 
+#: longest suffix the run file's companions add to its name (``.partial``, ``.xdmf.h5``)
+_COMPANION_SUFFIX_BYTES = 16
+
+
+def _checked_interval(checkpoint_every: float | None) -> float | None:
+    """``checkpoint_every`` if it is None or a positive number of days, else ConfigError."""
+    if checkpoint_every is not None and not (math.isfinite(checkpoint_every)
+                                             and checkpoint_every > 0):
+        raise ConfigError(f"--checkpoint-every {checkpoint_every!r}: expected a positive "
+                          "number of days")
+    return checkpoint_every
+
+
+def check_output(path: Path) -> None:
+    """Refuse, before anything is created, an output path the run could not write: a NUL
+    character, a name too long for the file system (with room for the ``.partial`` journal
+    and the XDMF sidecars), a folder in the way, or a file where a folder must be."""
+    text = str(path)
+    if "\x00" in text:
+        raise ConfigError(f"output {shown(text)}: the name contains a NUL character")
+    try:
+        name_max = os.pathconf(".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    parts = path.parts
+    for i, part in enumerate(parts):
+        try:
+            n = len(os.fsencode(part))
+        except UnicodeError:
+            raise ConfigError(f"output {shown(text)}: the name cannot be encoded") from None
+        if n + (_COMPANION_SUFFIX_BYTES if i == len(parts) - 1 else 0) > name_max:
+            raise ConfigError(f"output {shown(text)}: the name {shown(part)} is too long for "
+                              f"the file system ({n} bytes; at most "
+                              f"{name_max - _COMPANION_SUFFIX_BYTES} for a run file)")
+    try:
+        where = path.absolute()
+        existing = next((p for p in (where, *where.parents) if p.exists()), None)
+        if existing is not None and existing != where and not existing.is_dir():
+            raise ConfigError(f"output {shown(text)}: {shown(str(existing))} is not a folder")
+        if where.is_dir():
+            raise ConfigError(f"output {shown(text)} is a folder")
+    except OSError as e:
+        raise ConfigError(f"output {shown(text)}: {e.strerror or e}") from None
+
+
 def run(
     scenario: Scenario | str | Path,
     out: str | Path | None = None,
@@ -191,6 +242,8 @@ def run(
     write: bool = True,
     checkpoint_every: float | None = None,
     checkpoint: str | Path | None = None,
+    allow_large: bool = False,
+    observers: Sequence[Observer] = (),
 ) -> RunResult:
     """Run a scenario and write its run file.
 
@@ -207,11 +260,16 @@ def run(
             journal and the finished file keeps the last (``niche resume`` continues it).
         checkpoint: for a run in memory (``write=False``): the checkpoint file; when it
             exists the run continues from it, and it is deleted when the run ends.
+        observers: more observers (``on_start/on_frame/on_tick/on_end`` hooks).
+        allow_large: run although the estimate of memory, compute time or run-file size
+            exceeds this machine (:mod:`niche.scenario.limits`; refused by default).
 
     Returns:
         :class:`RunResult` with the path, wall time, frame count and final readouts.
 
     Raises:
+        ConfigError: an invalid scenario, override or output path, or a run this machine
+            cannot do; raised before any file or folder is created.
         RunStopped: a signal stopped the run after a checkpoint (``exit_code``: 128 + signal).
     """
     ov = parse_overrides(overrides)
@@ -220,25 +278,30 @@ def run(
     if days is not None:
         ov["run.days"] = float(days)
     scenario = with_overrides(scenario, ov)
+    _checked_interval(checkpoint_every)
+    path = None
+    if write:  # everything is checked before the writer creates a file or folder
+        path = Path(out) if out is not None else default_output(scenario)
+        check_output(path)
+    check_resources(scenario, allow_large=allow_large, out=path)
     t0 = time.perf_counter()
     if not write and checkpoint is not None and Path(checkpoint).exists():
         ck = load_checkpoint(checkpoint)
         model = ck.model
         history = History.restored(ck.observers.get("History", []))
-        model.observers = [history, _Progress(progress)]
+        model.observers = [history, _Progress(progress), *observers]
         if checkpoint_every is None:
             checkpoint_every = ck.observers.get("_run", {}).get("checkpoint_every")
         return _drive(model, None, history, checkpoint_every, Path(checkpoint), t0)
     writer = None
     if write:
-        path = Path(out) if out is not None else default_output(scenario)
         writer = RunWriter(path, overwrite=overwrite)
     history = History()
-    observers: list[Observer] = [history, _Progress(progress)]
+    watchers: list[Observer] = [history, _Progress(progress), *observers]
     if writer is not None:
-        observers.insert(0, writer)
+        watchers.insert(0, writer)
     try:
-        model = NicheModel(scenario, observers=observers)
+        model = NicheModel(scenario, observers=watchers, allow_large=allow_large)
     except BaseException:
         if writer is not None:
             writer.close(complete=False)
@@ -336,7 +399,13 @@ class _StopSignals:
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
+    #: keep the handlers after a stop (the command line does: it exits right after, and a
+    #: second Ctrl-C must not turn the clean stop into a KeyboardInterrupt)
+    keep_after_stop = False
+
     def __exit__(self, *exc) -> None:
+        if self.signum is not None and self.keep_after_stop:
+            return
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
@@ -353,10 +422,7 @@ def _drive(model: Model, writer: RunWriter | None, history: "History",
            checkpoint_every: float | None, ckpt_path: Path | None, t0: float) -> RunResult:
     """Step ``model`` to its end, checkpointing; stop cleanly on a signal."""
     every = None
-    if checkpoint_every is not None:
-        if not math.isfinite(checkpoint_every) or checkpoint_every <= 0:
-            raise ConfigError(f"--checkpoint-every {checkpoint_every!r}: expected a positive "
-                              "number of days")
+    if _checked_interval(checkpoint_every) is not None:
         every = max(1, int(round(checkpoint_every * 1440.0 / model.dt_move_min)))
 
     def snapshot() -> list[bytes]:

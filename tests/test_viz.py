@@ -240,9 +240,16 @@ def test_cli_bad_run_file_is_one_line(cli, run_path, tmp_path, cmd, damage):
         bad.write_bytes(b"not an HDF5 file")
     elif damage == "truncated":
         bad.write_bytes(data[: int(len(data) * 0.8)])
-    elif damage == "corrupt":  # zeros over a tenth of the compressed frame data
-        n = len(data)
-        bad.write_bytes(data[: n // 2] + bytes(n // 10) + data[n // 2 + n // 10:])
+    elif damage == "corrupt":  # zeros over the last frame's compressed bone and TNF chunks
+        import h5py
+
+        b = bytearray(data)
+        with h5py.File(run_path, "r") as f:
+            for name in ("bone", "fields/TNF"):
+                ds = f[name]
+                info = ds.id.get_chunk_info_by_coord((ds.shape[0] - 1, 0, 0, 0))
+                b[info.byte_offset: info.byte_offset + info.size] = bytes(info.size)
+        bad.write_bytes(bytes(b))
     elif damage == "no_frames":
         import h5py
 

@@ -82,28 +82,55 @@ def execute_run(run: RunSpec, experiment: Experiment, base_dir: str | None = Non
                 out: str | None = None) -> dict:
     """Worker side: run one :class:`RunSpec` (in memory, or writing its run file into
     ``out/runs/`` when the experiment keeps run files); return ``{"ok", "table" | "error",
-    "traceback", "wall_s", "meta"}``. Never raises."""
+    "traceback", "wall_s", "meta"}``. Never raises.
+
+    With ``output.checkpoint_every_days`` the run checkpoints as it goes, and a run that
+    was killed continues from its last checkpoint (in ``out/checkpoints/`` for runs in
+    memory, in the run file's journal otherwise)."""
     t0 = time.perf_counter()
     level = experiment.output.run_file
+    every = experiment.output.checkpoint_every_days
     h5 = Path(out) / "runs" / f"{run.run_id}.h5" if out is not None and level != "none" else None
+    ckpt = None
+    if every is not None and out is not None and h5 is None:
+        ckpt = Path(out) / "checkpoints" / f"{run.run_id}.ckpt"
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
     try:
-        from ..runner import run as run_scenario
+        from ..io.journal import Journal
+        from ..runner import resume, run as run_scenario
 
-        ov = run.all_overrides(run.seed)
-        if h5 is not None:
-            ov["output.level"] = level
-            ov["output.xdmf"] = False  # ensembles: the sidecar is one `niche export-xdmf` away
-        res = run_scenario(run.resolve_scenario(Path(base_dir) if base_dir else None),
-                           out=h5, overwrite=True, write=h5 is not None, overrides=ov,
-                           progress=False)
+        if h5 is not None and every is not None and Journal.has_checkpoint(h5):
+            res = resume(h5, progress=False)
+        else:
+            ov = run.all_overrides(run.seed)
+            if h5 is not None:
+                ov["output.level"] = level
+                ov["output.xdmf"] = False  # ensembles: the sidecar is one `niche export-xdmf` away
+            res = run_scenario(run.resolve_scenario(Path(base_dir) if base_dir else None),
+                               out=h5, overwrite=True, write=h5 is not None, overrides=ov,
+                               progress=False, checkpoint_every=every, checkpoint=ckpt)
         table = tidy(res.history, run, experiment)
         return {"ok": True, "table": table, "meta": run_meta(res),
                 "wall_s": time.perf_counter() - t0}
     except Exception as e:  # noqa: BLE001 - reported per run
         if h5 is not None:
-            h5.with_name(h5.name + ".partial").unlink(missing_ok=True)
+            _drop_journal(h5)
         return {"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0],
                 "traceback": traceback.format_exc(), "wall_s": time.perf_counter() - t0}
+
+
+def _drop_journal(h5: Path) -> None:
+    """Delete a failed run's journal unless it holds a checkpoint to continue from."""
+    from ..io.journal import Journal, OutputBusy
+
+    try:
+        j = Journal.open(h5)
+    except (OutputBusy, ValueError, OSError):
+        return
+    if j.checkpoint_path.exists():
+        j.release()
+    else:
+        j.discard()
 
 
 def _atomic_write(path: Path, write) -> None:

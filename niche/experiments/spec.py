@@ -41,7 +41,6 @@ import hashlib
 import itertools
 import json
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -52,7 +51,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..scenario import MAX_SEED, ConfigError, load_scenario, parse_overrides
 from ..scenario.base import Strict
-from ..scenario.schema import format_errors
+from ..scenario.limits import check_resources
+from ..scenario.schema import file_kind, format_errors, read_toml, shown
 
 __all__ = ["ArmSpec", "SweepSpec", "SensitivitySpec", "OutputSpec", "Experiment", "RunSpec", "load_experiment",
            "derive_seeds"]
@@ -189,6 +189,10 @@ class OutputSpec(Strict):
     readouts: list[str] | None = None
     times: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] | None = None
     run_file: Literal["none", "summary", "frames", "full"] = "none"
+    #: simulated days between checkpoints of each run (None: none). A run of an experiment
+    #: that was killed continues from its last checkpoint when the experiment runs again
+    #: (``DIR/checkpoints/<run_id>.ckpt``, or the run file's journal with ``run_file``).
+    checkpoint_every_days: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
 
 
 class Experiment(Strict):
@@ -304,6 +308,7 @@ class Experiment(Strict):
             seen.add(key)
             try:
                 sc = load_scenario(r.resolve_scenario(base_dir), r.all_overrides(seed=r.seed))
+                check_resources(sc)  # a run this machine cannot do fails here, not in a worker
             except ConfigError as e:
                 what = f"arm {r.arm!r}" + (f" with {dict(r.params)}" if r.params else "")
                 raise ConfigError(f"experiment {self.name!r}, {what}: {e}") from None
@@ -384,18 +389,20 @@ def load_experiment(source: str | Path | Mapping[str, Any]) -> Experiment:
     """
     if isinstance(source, Mapping):
         raw, label = dict(source), "<dict>"
-    else:
+    elif isinstance(source, (str, Path)):
         p = Path(source)
-        label = repr(p.name)
-        if not p.is_file():
-            raise ConfigError(f"experiment file {str(p)!r} does not exist")
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except UnicodeDecodeError:
-            raise ConfigError(f"experiment {label}: not a text (UTF-8) file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"experiment {label}: malformed TOML: {e}") from None
+        label = shown(p.name)
+        kind = file_kind(p, "experiment")
+        if kind is None:
+            raise ConfigError(f"experiment file {shown(p)} does not exist")
+        if kind != "file":
+            raise ConfigError(f"experiment {shown(p)} is not a file")
+        raw = read_toml(p, "experiment")
+    else:
+        raise ConfigError(f"experiment {shown(source)}: expected a file name or a mapping")
     try:
         return Experiment.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(format_errors(e, label).replace("scenario ", "experiment ", 1)) from None
+    except RecursionError:
+        raise ConfigError(f"experiment {label}: nested too deeply") from None

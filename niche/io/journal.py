@@ -48,6 +48,7 @@ __all__ = ["Journal", "OutputBusy", "repair", "target_of", "load_file_checkpoint
 
 _FRAME = re.compile(r"^(\d{8})\.h5$")
 JOURNAL_FORMAT = "niche-journal"
+CHECKPOINT_NAME = "checkpoint.ckpt"
 
 
 class OutputBusy(FileExistsError):
@@ -152,6 +153,11 @@ class Journal:
     def exists(target: str | os.PathLike) -> bool:
         return partial_path(target_of(target)).is_dir()
 
+    @staticmethod
+    def has_checkpoint(target: str | os.PathLike) -> bool:
+        """A killed or stopped run of ``target`` left a checkpoint to continue from."""
+        return (partial_path(target_of(target)) / CHECKPOINT_NAME).is_file()
+
     def release(self) -> None:
         """Give up the lock (the journal stays on disk)."""
         if self._lock_fd is not None:
@@ -170,7 +176,7 @@ class Journal:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.dir / "checkpoint.ckpt"
+        return self.dir / CHECKPOINT_NAME
 
     @property
     def base(self) -> Path | None:
