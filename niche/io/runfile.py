@@ -21,9 +21,11 @@ format version 1, unchanged. Levels ``frames`` and ``summary`` store fields (and
 ``summary``, bone and agents) on a subset of frames, listed in ``/stored_frames``: format
 version 2, which readers of version 1 refuse instead of misreading.
 
-The writer (:mod:`.writer`) creates ``<out>.partial`` next to the target, flushes after
-every frame (a killed run leaves a readable partial file), and renames it onto the target
-only when the run ends. An existing target is never touched unless ``overwrite=True``.
+The writer (:mod:`.writer`) commits every frame to the journal ``<out>.partial/``
+(:mod:`.journal`) and assembles the run file from it, atomically, when the run ends; a
+killed run leaves its journal, which ``niche repair`` turns into a run file of its complete
+frames and ``niche resume`` continues. An existing target is never touched unless
+``overwrite=True``.
 """
 from __future__ import annotations
 
@@ -64,7 +66,18 @@ class RunFileError(ValueError):
 
 
 def partial_path(path: Path) -> Path:
+    """The journal folder of a run being written to ``path`` (:mod:`.journal`)."""
+    path = Path(path)
     return path.with_name(path.name + ".partial")
+
+
+def _journal_of(path: Path) -> Path | None:
+    """The journal folder ``path`` names or stands for, if the run file is not there."""
+    if path.name.endswith(".partial") and path.is_dir():
+        return path
+    if not path.exists() and partial_path(path).is_dir():
+        return partial_path(path)
+    return None
 
 
 #: what h5py, numpy and json raise on a damaged file (HDF5 errors surface as these)
@@ -96,6 +109,12 @@ class RunFile:
         import pandas  # noqa: F401
 
         self.path = Path(path)
+        journal = _journal_of(self.path)
+        if journal is not None:
+            raise RunFileError(
+                f"{str(self.path)!r} is an unfinished run (its journal {journal.name}/ is "
+                f"there: killed, stopped or still running): `niche repair {str(journal)[:-8]}` "
+                "makes a run file of its complete frames, `niche resume` continues it")
         if not self.path.exists():
             raise RunFileError(f"run file {str(self.path)!r} does not exist")
         if self.path.is_dir():
