@@ -24,7 +24,7 @@ from .io.checkpoint import dump_checkpoint, load_checkpoint, write_atomic
 from .io.journal import Journal, load_file_checkpoint, target_of
 from .scenario import ConfigError, Scenario, load_scenario, parse_overrides
 from .scenario.limits import check_resources
-from .scenario.schema import shown
+from .scenario.schema import check_well, shown
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -281,6 +281,7 @@ def run(
     _checked_interval(checkpoint_every)
     path = None
     if write:  # everything is checked before the writer creates a file or folder
+        check_well(scenario)
         path = Path(out) if out is not None else default_output(scenario)
         check_output(path)
     check_resources(scenario, allow_large=allow_large, out=path)
@@ -357,7 +358,10 @@ def resume(run_path: str | Path, *, days: float | None = None,
         journal.release()
         raise
     history = History.restored(ck.observers.get("History", []))
-    model.observers = [writer, history, _Progress(progress)]
+    bar = _Progress(progress)
+    model.observers = [writer, history, bar]
+    bar.on_start(model)
+    bar.bar.update(model.tick)
     if checkpoint_every is None:
         checkpoint_every = ck.observers.get("_run", {}).get("checkpoint_every")
     return _drive(model, writer, history, checkpoint_every, None, t0)

@@ -23,6 +23,7 @@ import mesa
 import numpy as np
 
 from ..scenario import ConfigError, Scenario, load_scenario
+from ..scenario.limits import check_resources
 from .agents import AGENT_CLASSES, Cell
 from .cells import TYPE_CODES, TYPE_NAMES, CellStore, State
 from .changes import ChangeSet
@@ -86,6 +87,8 @@ class Model(mesa.Model):
             allowed only for scenarios with ``rules = "generic"``; the osteoimmune
             biology is chosen by :class:`niche.NicheModel` (:mod:`niche.runner`).
         observers: objects with ``on_start/on_frame/on_tick/on_end`` hooks.
+        allow_large: build a model beyond this machine's memory or compute limits
+            (:func:`~niche.scenario.limits.check_resources`; refused by default).
 
     Attributes:
         lattice: geometry (``bone``, ``vessel`` masks).
@@ -98,9 +101,10 @@ class Model(mesa.Model):
     """
 
     def __init__(self, scenario: Scenario | str, seed: int | None = None,
-                 rules: Rules | None = None, observers=()):
+                 rules: Rules | None = None, observers=(), allow_large: bool = False):
         if not isinstance(scenario, Scenario):
             scenario = load_scenario(scenario)
+        check_resources(scenario, allow_large=allow_large)  # before anything is allocated
         if seed is not None:
             scenario = scenario.model_copy(update={"run": scenario.run.model_copy(
                 update={"seed": int(seed)})})

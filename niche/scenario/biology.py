@@ -18,9 +18,23 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import Strict, param
+from .base import Strict
+from .base import param as _param
 
 __all__ = ["BiologyParams", "Perturbation", "InVitroConfig", "KNOCKOUTS"]
+
+#: most cells one ``transfer`` perturbation injects: adoptive transfers put 1e6-1e7 cells
+#: into a whole mouse, of which a marrow fragment receives a small share
+MAX_TRANSFER_CELLS = 10_000_000
+#: densest seeding of a culture well (cells per mm^2): a confluent monolayer of ~10-um
+#: cells is ~1e4 per mm^2
+MAX_SEEDING_PER_MM2 = 1e6
+
+
+def param(value, unit: str, source: str, description: str, **constraints):
+    """A documented parameter (:func:`niche.scenario.base.param`) that must be finite:
+    ``inf`` and ``nan`` are rejected as the scenario is read."""
+    return _param(value, unit, source, description, allow_inf_nan=False, **constraints)
 
 
 class TCellParams(Strict):
@@ -103,7 +117,7 @@ class TCellParams(Strict):
         "so at full priming non-regulatory T-cell entry rises by about half, as with the "
         "earlier 0.5 on all non-regulatory entry",
         "CD4 effector entry scales as 1 + gain * (priming - 1); priming = 1 in an intact "
-        "eubiotic mouse (niche.scenario.host)", ge=0)
+        "eubiotic mouse (niche.scenario.host)", ge=0, le=100)
     tnf_fraction: float = param(
         0.1, "1", "calibrated: a minority of marrow T cells make TNF in intact mice "
         "(Roggia 2001)", "TNF+ fraction of entering effectors at priming 1 (scales with "
@@ -476,10 +490,10 @@ class Perturbation(Strict):
     kind: Literal["deplete", "transfer", "knockout"]
     target: _CELL_OR_STATE | None = None
     pathway: str | None = None
-    day: float = Field(0.0, ge=0)
-    end_day: float | None = None
-    rate_per_day: float = Field(20.0, gt=0)
-    count: int = Field(0, ge=0)
+    day: float = Field(0.0, ge=0, allow_inf_nan=False)
+    end_day: float | None = Field(None, allow_inf_nan=False)
+    rate_per_day: float = Field(20.0, gt=0, allow_inf_nan=False)
+    count: int = Field(0, ge=0, le=MAX_TRANSFER_CELLS)
 
     def model_post_init(self, _ctx) -> None:
         if self.kind in ("deplete", "transfer") and self.target is None:
@@ -509,9 +523,10 @@ class InVitroConfig(Strict):
 
     monocytes_per_mm2: float = param(
         2500.0, "1/mm^2", "calibrated: 1e5 cells per 96-well (0.32 cm^2) bone-marrow "
-        "macrophage cultures (standard protocols)", "seeding density of monocytes", gt=0)
+        "macrophage cultures (standard protocols)", "seeding density of monocytes", gt=0,
+        le=MAX_SEEDING_PER_MM2)
     treg_per_monocyte: float = param(0.0, "1", "Zaiss 2007 co-culture ratios",
-                                     "Tregs seeded per monocyte", ge=0)
+                                     "Tregs seeded per monocyte", ge=0, le=100)
     bone_slice_um: float = param(20.0, "um", "calibrated: pit depth rarely exceeds 10-20 um",
                                  "thickness of the bone (dentine) slice at the well bottom; "
                                  "osteoclast counts are read on it as on plastic", gt=0)

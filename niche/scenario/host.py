@@ -66,6 +66,14 @@ MIN_PER_DAY = 1440.0
 H_PER_DAY = 24.0
 #: Most IL-2 doses a regimen may hold (guards against an accidental tiny interval).
 MAX_DOSES = 100_000
+#: Largest gain of a host factor on cell entry (``th17_priming_gain``,
+#: ``treg_expansion_max``): the data show 2-3 fold changes; 100 keeps entry rates finite.
+MAX_GAIN = 100.0
+#: Strongest SCFA supplement (mM in the drinking water): 1 M; studies use 150 mM (Lucas 2018).
+MAX_DOSE_MM = 1000.0
+#: Highest blood SCFA (fold of eubiotic) the host model returns: far above any physiological
+#: or supplemented level; keeps the product of many overlapping interventions finite.
+MAX_SCFA_FOLD = 1e6
 
 # Sources used more than once.
 _LI2016 = "Li et al. 2016 JCI 10.1172/JCI86062"
@@ -240,7 +248,7 @@ class SCFASupplementIntervention(_Timed):
         "Lucas et al. 2018 Nat Commun 10.1038/s41467-017-02490-4 (150 mM C3 or C4 in "
         "drinking water); Tyagi 2018 used butyrate in drinking water",
         "Concentration in the drinking water.",
-        ge=0.0, allow_inf_nan=False)
+        ge=0.0, le=MAX_DOSE_MM, allow_inf_nan=False)
 
 
 Intervention = Annotated[
@@ -273,7 +281,7 @@ class MicrobiotaConfig(Strict):
         "calibrated: OVX roughly doubles marrow TNF+ / Th17 T cells (Roggia et al. 2001 "
         f"PNAS 10.1073/pnas.251534698; {_LI2016}); priming = 1 + gain * dysbiosis",
         "Rise of the gut Th17/TNF priming drive at full dysbiosis, relative to eubiotic.",
-        ge=0.0, allow_inf_nan=False)
+        ge=0.0, le=MAX_GAIN, allow_inf_nan=False)
     germ_free_scfa_fold: float = param(
         0.05, "fold",
         "Hoverstad & Midtvedt 1986 J Nutr 10.1093/jn/116.9.1772: germ-free caecal SCFA "
@@ -298,7 +306,7 @@ class MicrobiotaConfig(Strict):
         "dose-response data",
         "Rise of the blood level of the supplemented acid per mM in the drinking water, as "
         "a fraction of that acid's eubiotic blood level.",
-        ge=0.0, allow_inf_nan=False)
+        ge=0.0, le=1.0, allow_inf_nan=False)
     interventions: tuple[Intervention, ...] = param(
         (), "-", _SCENARIO, "[[microbiota.interventions]] tables, each with a kind.")
 
@@ -404,6 +412,7 @@ def microbiota_drive(cfg: MicrobiotaConfig, estrogen_cfg: EstrogenConfig,
             share_b = {"propionate": 0.0, "butyrate": 1.0, "mix": 0.5}[iv.compound]
             prop += (1.0 - fb) * g * iv.dose_mM * (1.0 - share_b)
             but += fb * g * iv.dose_mM * share_b
+    prop, but = min(prop, MAX_SCFA_FOLD), min(but, MAX_SCFA_FOLD)
     total = prop + but
     frac = but / total if total > 0.0 else fb
     return MicrobiotaState(dysbiosis=d, th17_priming=priming, scfa_blood_fold=total,
@@ -474,7 +483,7 @@ class IL2Config(Strict):
         "25,000 IU i.p. settles at 2.0x",
         "Largest rise of the systemic Treg pool one injection can cause (fold - 1, added "
         "per dose and decaying), reached at a bioavailable dose >> the half dose.",
-        ge=0.0, allow_inf_nan=False)
+        ge=0.0, le=MAX_GAIN, allow_inf_nan=False)
     treg_expansion_half_dose_iu: float = param(
         15000.0, "IU", "calibrated: IL-2R alpha-beta-gamma saturates near 10 U/ml serum (Kd "
         "~10 pM; Busse 2010 PNAS), reached for hours by 1e4-1e5 IU doses",

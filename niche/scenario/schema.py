@@ -6,12 +6,20 @@ validated into :class:`Scenario`, a frozen tree of pydantic models that rejects 
 keys and reports every problem with its dotted path. Units are part of the key names.
 
 Errors are raised as :class:`ConfigError`, whose message is one line naming the file,
-the dotted key and the reason.
+the dotted key and the reason. Files are untrusted: a name the operating system cannot
+take (NUL, too long), a directory, an unreadable, empty, oversized, binary (not UTF-8) or
+malformed file is a :class:`ConfigError` too, as is a value beyond the documented bounds
+below (``MAX_RUN_DAYS``, ``MIN_MOVE_STEP_MIN``, ``MAX_STEP_MIN``, ``MAX_SPEED_UM_PER_MIN``,
+``MAX_CELLS_PER_MM3``). What a valid scenario needs of the machine is checked separately,
+before anything is allocated (:mod:`niche.scenario.limits`).
 """
 from __future__ import annotations
 
 import copy
+import errno
 import math
+import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Sequence
@@ -38,6 +46,15 @@ __all__ = [
     "scenario_to_toml",
     "find_scenario",
     "list_scenarios",
+    "read_toml",
+    "file_kind",
+    "shown",
+    "check_well",
+    "MAX_RUN_DAYS",
+    "MIN_MOVE_STEP_MIN",
+    "MAX_STEP_MIN",
+    "MAX_SPEED_UM_PER_MIN",
+    "MAX_CELLS_PER_MM3",
 ]
 
 
@@ -49,6 +66,41 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 #: largest run seed (seeds are non-negative int64)
 MAX_SEED = 2**63 - 1
 
+# Bounds on what a scenario may ask for. Generous for the biology, tight enough that no
+# value can make a run hang or overflow (hostile input, issue 17).
+#: longest run and frame interval (days): two years, more than the life left to a mouse
+#: ovariectomised as a young adult (C57BL/6 median lifespan ~ 2.4 years); the model has no
+#: ageing, and the longest shipped scenario runs 84 days
+MAX_RUN_DAYS = 730.0
+#: shortest movement tick (min): at the fastest allowed speed (``MAX_SPEED_UM_PER_MIN``) a
+#: cell crosses one 10-um voxel in 0.1 min, and movement is sub-stepped anyway, so a finer
+#: tick resolves nothing more (shipped ticks: 2 and 5 min)
+MIN_MOVE_STEP_MIN = 0.1
+#: longest field/decision/bone step (min): one week, far beyond every process the steps
+#: resolve (cytokine half-lives are minutes to two days; shipped bone step 6 h)
+MAX_STEP_MIN = 7 * 1440.0
+#: fastest cell (um/min): leukocytes crawl at 2-25 um/min (T cells 10-12, Miller 2002;
+#: neutrophils up to ~30); 100 is generous for any cell on a lattice
+MAX_SPEED_UM_PER_MIN = 100.0
+#: densest initial population or influx (cells per mm^3, per mm^3 per day): packed marrow
+#: holds ~1e6 nucleated cells per mm^3 (a 10-um lattice holds one cell per voxel, 1e6 per
+#: mm^3), so 1e7 is ten times more than the tissue can hold
+MAX_CELLS_PER_MM3 = 1e7
+#: fastest bone formation (um/day): mouse trabecular mineral apposition is 1-3 um/day;
+#: 1000 (a 10-um voxel in hours) keeps the formed volume finite
+MAX_APPOSITION_UM_PER_DAY = 1000.0
+#: fastest resorption (um^3 per day per nucleus): a mouse osteoclast digs a pit of ~1e4
+#: um^3 in a day or two; 1e7 keeps the resorbed volume finite
+MAX_RESORPTION_UM3_PER_DAY = 1e7
+#: longest scenario name (it names the default run file, ``runs/<name>_seed<seed>.h5``)
+MAX_NAME_CHARS = 100
+#: largest scenario or experiment file read (bytes); shipped scenarios are ~10 kB
+MAX_FILE_BYTES = 4 * 2**20
+
+Days = Annotated[float, Field(gt=0.0, le=MAX_RUN_DAYS, allow_inf_nan=False)]
+Step = Annotated[float, Field(gt=0.0, le=MAX_STEP_MIN, allow_inf_nan=False)]
+Density = Annotated[float, Field(ge=0.0, le=MAX_CELLS_PER_MM3, allow_inf_nan=False)]
+
 
 class ConfigError(ValueError):
     """A scenario could not be read or is invalid; the message is one line."""
@@ -57,9 +109,9 @@ class ConfigError(ValueError):
 class RunConfig(Strict):
     """Length of the run, seed and output cadence."""
 
-    days: Pos = 7.0
+    days: Days = 7.0
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
-    frame_interval_days: Pos = 1.0
+    frame_interval_days: Days = 1.0
 
 
 class DomainConfig(Strict):
@@ -94,10 +146,11 @@ class VesselConfig(Strict):
 class TimeConfig(Strict):
     """Multi-rate stepping. Every step is a whole multiple of ``move_step_min``."""
 
-    move_step_min: Pos = 2.0
-    field_step_min: Pos = 10.0
-    decision_step_min: Pos = 60.0
-    bone_step_min: Pos = 360.0
+    move_step_min: Annotated[float, Field(ge=MIN_MOVE_STEP_MIN, le=MAX_STEP_MIN,
+                                          allow_inf_nan=False)] = 2.0
+    field_step_min: Step = 10.0
+    decision_step_min: Step = 60.0
+    bone_step_min: Step = 360.0
 
     @model_validator(mode="after")
     def _multiples(self) -> "TimeConfig":
@@ -131,10 +184,11 @@ class FieldConfig(Strict):
 class CellTypeConfig(Strict):
     """Parameters of one cell type shared by the engine's generic rules."""
 
-    initial_per_mm3: NonNeg = 0.0
-    influx_per_mm3_per_day: NonNeg = 0.0
+    initial_per_mm3: Density = 0.0
+    influx_per_mm3_per_day: Density = 0.0
     egress_per_day: NonNeg = 0.0
-    speed_um_per_min: NonNeg = 0.0
+    speed_um_per_min: Annotated[float, Field(ge=0.0, le=MAX_SPEED_UM_PER_MIN,
+                                             allow_inf_nan=False)] = 0.0
     persistence: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
     lifespan_days: Pos | None = None
     chemotaxis_field: str | None = None
@@ -144,8 +198,10 @@ class CellTypeConfig(Strict):
     vmax_molecules_per_s: dict[str, NonNeg] = {}
     regulatory_fraction: Fraction = 0.0
     nuclei: Annotated[int, Field(ge=1, le=100)] = 1
-    resorption_um3_per_day_per_nucleus: NonNeg = 0.0
-    apposition_um_per_day: NonNeg = 0.0
+    resorption_um3_per_day_per_nucleus: Annotated[
+        float, Field(ge=0.0, le=MAX_RESORPTION_UM3_PER_DAY, allow_inf_nan=False)] = 0.0
+    apposition_um_per_day: Annotated[float, Field(ge=0.0, le=MAX_APPOSITION_UM_PER_DAY,
+                                                  allow_inf_nan=False)] = 0.0
     source: str = ""
 
 
@@ -230,7 +286,7 @@ class Scenario(Strict):
     into a culture well.
     """
 
-    name: str = "unnamed"
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)] = "unnamed"
     description: str = ""
     extends: str | None = None
     run: RunConfig = RunConfig()
@@ -249,6 +305,14 @@ class Scenario(Strict):
     biology: BiologyParams = BiologyParams()
     perturbations: tuple[Perturbation, ...] = ()
     invitro: InVitroConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.isprintable() or "/" in v or "\\" in v:
+            raise ValueError("a scenario name names the run file: printable characters, "
+                             "no control characters, no '/' or '\\'")
+        return v
 
     @field_validator("fields")
     @classmethod
@@ -294,6 +358,19 @@ class Scenario(Strict):
         return scenario_to_toml(self)
 
 
+def check_well(sc: Scenario) -> None:
+    """A culture well (``[invitro]``) must be taller than its layers: bone slice, medium and
+    reservoir (:meth:`niche.core.lattice.Lattice.well` builds them, and raises ValueError
+    for a shallower one). Checked by :func:`niche.run` before it writes anything."""
+    if sc.invitro is not None:
+        nb = max(1, math.ceil(sc.invitro.bone_slice_um / sc.domain.voxel_um - 1e-9))
+        if nb + 2 > sc.domain.shape_voxels[0]:
+            raise ConfigError(
+                f"scenario {shown(sc.name)}: domain.shape_voxels: a well needs height > "
+                f"{nb + 1} voxels (bone slice {nb} + medium + reservoir), got "
+                f"{sc.domain.shape_voxels[0]}")
+
+
 # ----------------------------------------------------------------------------- loading
 
 def _scenarios_dir() -> Path:
@@ -318,34 +395,89 @@ def list_scenarios() -> dict[str, str]:
     return out
 
 
+def shown(text: Any, limit: int = 80) -> str:
+    """``repr`` of a user-given name or value for a one-line message, shortened to about
+    ``limit`` characters (control characters escaped)."""
+    if isinstance(text, os.PathLike):
+        text = str(text)
+    r = repr(text)
+    if len(r) <= limit:
+        return r
+    n = f" ({len(text)} characters)" if isinstance(text, str) else ""
+    return f"{r[: limit - 25]}...{r[-20:]}{n}"
+
+
+def file_kind(path: Path, what: str) -> str | None:
+    """``"file"``, ``"dir"``, ``"other"``, or None when nothing is at ``path``.
+
+    A name the operating system cannot take (a NUL character, too long) or cannot look at
+    (permissions) is a :class:`ConfigError` naming ``what`` (``"scenario"``, ...).
+    """
+    if "\x00" in str(path):
+        raise ConfigError(f"{what} file {shown(path)}: the name contains a NUL character")
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise ConfigError(f"{what} file {shown(path)}: the name is too long for the file "
+                              f"system ({len(str(path))} characters)") from None
+        raise ConfigError(f"{what} file {shown(path)}: {e.strerror or e}") from None
+    except ValueError as e:  # a name the platform cannot encode
+        raise ConfigError(f"{what} file {shown(path)}: {e}") from None
+    return "file" if stat.S_ISREG(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "other"
+
+
 def find_scenario(name_or_path: str | Path) -> Path:
     """Resolve a scenario path, or a bare name of a shipped scenario (``niche scenarios``)."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ConfigError(f"scenario {shown(name_or_path)}: expected a file name, a shipped "
+                          "scenario's name or a mapping")
     p = Path(name_or_path)
-    if p.is_file():
+    kind = file_kind(p, "scenario")
+    if kind == "file":
         return p
     bare = not p.parent.parts
-    if bare and p.suffix == "":
+    if kind is None and bare and p.suffix == "":
         cand = _scenarios_dir() / f"{p.name}.toml"
-        if cand.is_file():
+        if file_kind(cand, "scenario") == "file":
             return cand
-    if p.exists() and not p.is_file():
-        raise ConfigError(f"scenario {str(p)!r} is not a file")
+    if kind is not None:
+        raise ConfigError(f"scenario {shown(p)} is not a file")
     if bare:
         known = ", ".join(list_scenarios())
-        raise ConfigError(f"scenario file {str(p)!r} does not exist and is not a shipped "
+        raise ConfigError(f"scenario file {shown(p)} does not exist and is not a shipped "
                           f"scenario (shipped: {known})")
-    raise ConfigError(f"scenario file {str(p)!r} does not exist")
+    raise ConfigError(f"scenario file {shown(p)} does not exist")
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "scenario") -> dict[str, Any]:
+    """The table of the TOML file ``path``; every way the file can be unusable (unreadable,
+    empty, larger than ``MAX_FILE_BYTES``, not UTF-8 text, malformed) is a one-line
+    :class:`ConfigError` naming ``what`` and the file."""
+    label = f"{what} {shown(path.name)}"
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{label}: larger than {MAX_FILE_BYTES // 2**20} MiB, not a "
+                              f"{what} file")
+        data = path.read_bytes()
     except OSError as e:
-        raise ConfigError(f"scenario {path.name!r}: cannot read: {e.strerror}") from None
+        raise ConfigError(f"{label}: cannot read: {e.strerror or e}") from None
     try:
-        return tomllib.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{label}: not a text (UTF-8) file (byte 0x{data[e.start]:02x} at "
+                          f"offset {e.start})") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"scenario {path.name!r}: malformed TOML: {e}") from None
+        raise ConfigError(f"{label}: malformed TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{label}: malformed TOML: nested too deeply") from None
+    if not raw:
+        raise ConfigError(f"{label}: the file is empty (no keys)")
+    return raw
 
 
 def _deep_merge(base: dict, top: Mapping) -> dict:
@@ -361,20 +493,20 @@ def _deep_merge(base: dict, top: Mapping) -> dict:
 def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
-        raise ConfigError(f"scenario {path.name!r}: 'extends' forms a cycle")
-    raw = _read_toml(path)
+        raise ConfigError(f"scenario {shown(path.name)}: 'extends' forms a cycle")
+    raw = read_toml(path)
     parent = raw.get("extends")
     if parent is not None:
+        label = f"scenario {shown(path.name)}: extends"
         if not isinstance(parent, str):
-            raise ConfigError(f"scenario {path.name!r}: extends: must be a file name string")
+            raise ConfigError(f"{label}: must be a file name string")
         ppath = (path.parent / parent)
         shipped = _scenarios_dir() / parent
-        if not ppath.is_file() and Path(parent).name == parent and shipped.is_file():
+        if (file_kind(ppath, label) != "file" and Path(parent).name == parent
+                and file_kind(shipped, label) == "file"):
             ppath = shipped  # a user's file extending a shipped scenario by name
-        if not ppath.is_file():
-            raise ConfigError(
-                f"scenario {path.name!r}: extends: parent {parent!r} does not exist"
-            )
+        if file_kind(ppath, label) != "file":
+            raise ConfigError(f"{label}: parent {shown(parent)} does not exist")
         raw = _deep_merge(_load_raw(ppath, seen + (path,)), raw)
     return raw
 
@@ -382,8 +514,10 @@ def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def _parse_value(text: str) -> Any:
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, KeyError):
         return text  # a bare string
+    except RecursionError:
+        raise ConfigError(f"--set value {shown(text)}: nested too deeply") from None
 
 
 def parse_overrides(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -395,15 +529,22 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str
     if items is None:
         return {}
     if isinstance(items, Mapping):
+        for key in items:
+            if not isinstance(key, str) or not key or any(not p for p in key.split(".")):
+                raise ConfigError(f"override key {shown(key)}: expected a dotted key such "
+                                  "as run.days")
         return dict(items)
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise ConfigError(f"overrides {shown(items)}: expected a list of KEY=VALUE strings "
+                          "or a mapping")
     out: dict[str, Any] = {}
     for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. run.days=3)")
+        if not isinstance(item, str) or "=" not in item:
+            raise ConfigError(f"--set {shown(item)}: expected KEY=VALUE (e.g. run.days=3)")
         key, _, value = item.partition("=")
         key = key.strip()
         if not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"--set {item!r}: bad key {key!r}")
+            raise ConfigError(f"--set {shown(item)}: bad key {shown(key)}")
         out[key] = _parse_value(value.strip())
     return out
 
@@ -418,9 +559,8 @@ def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[
             if nxt is None:
                 nxt = node[part] = {}
             elif not isinstance(nxt, dict):
-                raise ConfigError(
-                    f"override {key!r}: {'.'.join(parts[: i + 1])} is a value, not a table"
-                )
+                raise ConfigError(f"override {shown(key)}: "
+                                  f"{shown('.'.join(parts[: i + 1]))} is a value, not a table")
             node = nxt
         node[parts[-1]] = value
     return raw
@@ -429,15 +569,17 @@ def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[
 def format_errors(err: ValidationError, label: str) -> str:
     msgs = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
+        loc = ".".join(str(p) if str(p).isprintable() and len(str(p)) <= 80 else shown(p)
+                       for p in e["loc"])
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         inp = e.get("input")
-        shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(inp, dict) else f" (got {inp!r})"
-        msgs.append(f"{loc or '<root>'}: {msg}{shown}")
+        got = ("" if e["type"] in ("extra_forbidden", "missing") or isinstance(inp, dict)
+               else f" (got {shown(inp)})")
+        msgs.append(f"{loc or '<root>'}: {msg}{got}")
     return f"scenario {label}: " + "; ".join(msgs)
 
 
@@ -471,9 +613,14 @@ def load_scenario(
         raw, label = dict(source), "<dict>"
     else:
         path = find_scenario(source)
-        raw, label = _load_raw(path), repr(path.name)
-    raw = _apply_overrides(raw, ov)
-    return validate_raw(raw, label)
+        raw, label = None, shown(path.name)
+    try:
+        if raw is None:
+            raw = _load_raw(path)
+        raw = _apply_overrides(raw, ov)
+        return validate_raw(raw, label)
+    except RecursionError:  # tables or arrays nested thousands deep
+        raise ConfigError(f"scenario {label}: nested too deeply") from None
 
 
 def scenario_to_toml(sc: Scenario) -> str:
