@@ -68,7 +68,8 @@ def _cmd_resume(a) -> int:
     from .runner import resume
 
     res, rc = _ended(lambda: resume(a.run, days=a.days, checkpoint_every=a.checkpoint_every,
-                                    progress=None if not a.quiet else False))
+                                    progress=None if not a.quiet else False,
+                                    allow_large=a.allow_large))
     if res is None:
         return rc
     _print_result(res)
@@ -190,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--checkpoint-every", type=float, metavar="DAYS",
                     help="write a checkpoint every DAYS simulated days")
     rs.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    rs.add_argument("--allow-large", action="store_true",
+                    help="continue although the run exceeds this machine's estimate")
     rs.set_defaults(func=_cmd_resume)
     rp = sub.add_parser("repair", help="make the run file of a killed run from its journal "
                                        "(complete frames only)")

@@ -312,7 +312,8 @@ def run(
 
 
 def resume(run_path: str | Path, *, days: float | None = None,
-           checkpoint_every: float | None = None, progress: bool | None = False) -> RunResult:
+           checkpoint_every: float | None = None, progress: bool | None = False,
+           allow_large: bool = False) -> RunResult:
     """Continue a killed, stopped or finished run from its last checkpoint.
 
     ``run_path`` names the run file (``x.h5``; ``x.h5.partial`` works too). A killed or
@@ -321,9 +322,11 @@ def resume(run_path: str | Path, *, days: float | None = None,
     ``checkpoint_every``). The frames after the checkpoint are computed again, so the result
     is the file the uninterrupted run writes, bit for bit. ``days``: run to this length in
     all (``run.days``; default the scenario's). ``checkpoint_every``: default the interval
-    the run was checkpointing at.
+    the run was checkpointing at. Bad arguments are refused before anything is touched.
     """
+    _checked_interval(checkpoint_every)
     target = target_of(run_path)
+    journal = None
     if Journal.exists(target):
         journal = Journal.open(target)
         try:
@@ -343,19 +346,23 @@ def resume(run_path: str | Path, *, days: float | None = None,
         if ck is None:
             raise RunFileError(f"{str(target)!r} keeps no checkpoint (run it with "
                                "--checkpoint-every to be able to continue it)")
-        journal = Journal.create(target, overwrite=True, base=target, base_frames=ck.frames)
     else:
         raise RunFileError(f"no run {str(target)!r} (neither it nor {target.name}.partial "
                            "exists)")
     t0 = time.perf_counter()
+    model = ck.model
     try:
-        model = ck.model
         if days is not None:
-            model.extend_to(float(days))
+            model.extend_to(days)
+        check_resources(model.scenario, allow_large=allow_large)
+        if journal is None:  # a finished run file: a new journal continues it
+            journal = Journal.create(target, overwrite=True, base=target,
+                                     base_frames=ck.frames)
         writer = RunWriter(target, overwrite=True, journal=journal)
         writer.restore(ck.observers["RunWriter"])
     except BaseException:
-        journal.release()
+        if journal is not None:
+            journal.release()
         raise
     history = History.restored(ck.observers.get("History", []))
     bar = _Progress(progress)

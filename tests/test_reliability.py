@@ -431,3 +431,25 @@ def test_killed_experiment_resumes_its_runs_from_their_checkpoints(tmp_path, mon
     import pandas as pd
 
     pd.testing.assert_frame_equal(load(killed), load(straight))
+
+
+def test_bad_resume_and_repair_arguments_touch_nothing(tmp_path, capsys):
+    """resume/repair with bad arguments: one error line, status 2, no file created or
+    changed (the finished file and its checkpoint stay as they were)."""
+    from niche.cli import main
+
+    sc, ov = INVIVO
+    out = tmp_path / "f.h5"
+    niche.run(sc, out, overrides={**ov, "run.days": 0.5}, checkpoint_every=0.25)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    cases = [["resume", str(out), "--days", "nan"], ["resume", str(out), "--days", "1e300"],
+             ["resume", str(out), "--days", "0.1"], ["resume", str(out), "--days", "-3"],
+             ["resume", str(out), "--checkpoint-every", "0"],
+             ["resume", str(out), "--checkpoint-every", "inf"],
+             ["resume", str(tmp_path / "none.h5")], ["repair", str(out)],
+             ["repair", str(tmp_path / "none.h5")], ["resume", str(tmp_path)]]
+    for args in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("niche: error:"), (args, err)
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, args

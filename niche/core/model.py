@@ -419,11 +419,13 @@ class Model(mesa.Model):
         self._notify("on_end")
 
     def extend_to(self, days: float) -> None:
-        """Make the run ``days`` long in all (``run.days``; not shorter than it has run)."""
+        """Make the run ``days`` long in all (``run.days``, validated by the scenario schema;
+        not shorter than it has run)."""
+        sc = load_scenario(self.scenario.model_dump(mode="python", exclude_none=True),
+                           {"run.days": days})
         if days * 1440.0 < self.t_min - 1e-9:
             raise ConfigError(f"--days {days:g}: the run is already at day {self.t_days:g}")
-        sc = self.scenario
-        self.scenario = sc.model_copy(update={"run": sc.run.model_copy(update={"days": days})})
+        self.scenario = sc
         self.n_ticks = int(math.ceil(days * 1440.0 / self.dt_move_min - 1e-9))
         self.running = self.tick < self.n_ticks
 
