@@ -39,6 +39,10 @@ def _ended(go) -> tuple[object | None, int]:
     try:
         return go(), 0
     except RunStopped as e:
+        import signal
+
+        for name in _StopSignals.SIGNALS:  # more Ctrl-C while this process exits: ignored
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
         print(f"niche: {e}", file=sys.stderr)
         return None, e.exit_code
     except OSError as e:
