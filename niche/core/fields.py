@@ -271,6 +271,25 @@ class FieldSolver:
         opts[:, _k.O_DENSE] = bool(self.dense_rates)
         return coef, opts
 
+    # -------------------------------------------------------- checkpoints
+    #: reaction arrays a checkpoint stores only when they hold anything (a solver built with
+    #: ``dense_rates=False`` never reads them, and they stay zero)
+    _RATE_ARRAYS = ("source", "uptake", "vmax")
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for name in self._RATE_ARRAYS:
+            if not state[name].any():
+                state[name] = ("zeros", state[name].shape, state[name].dtype.str)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for name in self._RATE_ARRAYS:
+            v = state[name]
+            if isinstance(v, tuple):
+                state[name] = np.zeros(v[1], np.dtype(v[2]))
+        self.__dict__.update(state)
+
     def step(self, n_steps: int = 1) -> None:
         """Advance ``n_steps`` steps of ``dt_s``: per step the reaction (using
         the current ``source``, ``uptake`` and ``vmax`` arrays, which are not
