@@ -142,6 +142,22 @@ def _cmd_info(a) -> int:
 def _cmd_bench(a) -> int:
     from .tools.bench import BenchUnavailable, run_bench
 
+    if a.throughput:
+        from .tools.throughput import run_throughput
+
+        try:
+            run_throughput(a.out, days=a.days, ref_days=a.ref_days, against=a.against)
+        except RuntimeError as e:
+            print(f"niche: error: {str(e).splitlines()[0]}", file=sys.stderr)
+            return 2
+        print((Path(a.out) / "throughput.md").read_text())
+        print(f"wrote {Path(a.out) / 'throughput.json'}, {Path(a.out) / 'throughput.md'}")
+        return 0
+    if a.against:
+        print("niche: error: --against compares throughput: use it with --throughput",
+              file=sys.stderr)
+        return 2
+
     try:
         rec = run_bench(a.out, quick=a.quick, e2e_days=a.e2e_days, threads=a.threads,
                         select=a.select)
@@ -216,6 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--e2e-days", type=float, default=None,
                    help="simulated days of the end-to-end reference run (default 56; quick 0.25)")
     b.add_argument("-k", dest="select", help="pytest -k expression to select benchmarks")
+    b.add_argument("--throughput", action="store_true",
+                   help="per-core throughput of the whole model: the validation arms at 48^3 "
+                        "and the reference at 100^3, single-threaded, and the reference on 2 "
+                        "threads (niche/tools/throughput.py)")
+    b.add_argument("--against", metavar="REV",
+                   help="with --throughput: run the same cases with git revision REV too "
+                        "(a temporary worktree), interleaved, and report the speed-ups")
+    b.add_argument("--days", type=float, default=14.0,
+                   help="with --throughput: simulated days per 48^3 case (default 14)")
+    b.add_argument("--ref-days", type=float, default=4.0,
+                   help="with --throughput: simulated days of the reference cases (default 4)")
     b.set_defaults(func=_cmd_bench)
     from .validation import cli as validate
 
