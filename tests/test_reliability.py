@@ -453,3 +453,20 @@ def test_bad_resume_and_repair_arguments_touch_nothing(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("niche: error:"), (args, err)
         assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, args
+
+
+def test_a_journal_killed_while_starting_holds_nothing_and_is_not_in_the_way(tmp_path):
+    """A run killed before its first frame leaves an empty journal: repair says there is
+    nothing to keep and removes it; a new run on that output is not refused."""
+    from niche.io.journal import Journal
+    from niche.io import RunFileError
+
+    out = tmp_path / "e.h5"
+    Journal.create(out).release()  # what a run killed during start-up leaves
+    with pytest.raises(RunFileError, match="nothing to keep"):
+        repair(out)
+    assert not (tmp_path / "e.h5.partial").exists()
+    Journal.create(out).release()
+    sc, ov = INVIVO
+    res = niche.run(sc, out, overrides={**ov, "run.days": 0.25})
+    assert res.path == out and not (tmp_path / "e.h5.partial").exists()

@@ -102,8 +102,9 @@ class Journal:
             if jdir.is_dir() and not jdir.is_symlink():
                 j = cls.open(target)  # raises OutputBusy while another process writes it
                 n = len(j.frame_numbers())
+                empty = j.is_empty()
                 j.release()
-                if not overwrite:
+                if not overwrite and not empty:  # an empty one (killed while starting) goes
                     raise FileExistsError(
                         f"an unfinished run of {str(target)!r} is there ({jdir.name}, {n} "
                         f"frames; killed?): `niche resume {target}` continues it, `niche "
@@ -170,6 +171,10 @@ class Journal:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- contents
+    def is_empty(self) -> bool:
+        """Nothing to keep: the run died before its header (while starting up)."""
+        return not self.header_path.exists() and not self.checkpoint_path.exists()
+
     @property
     def header_path(self) -> Path:
         return self.dir / "header.h5"
@@ -410,6 +415,10 @@ def repair(run_path: str | os.PathLike, overwrite: bool = False) -> tuple[Path, 
     """
     target = target_of(run_path)
     j = Journal.open(target)
+    if j.is_empty() and j.base is None:
+        j.discard()
+        raise RunFileError(f"{str(target)!r}: the run was killed while starting, before its "
+                           "first frame; nothing to keep (its empty journal is removed)")
     try:
         if target.exists() and not j.manifest.get("overwrite") and j.base is None:
             if not overwrite:
