@@ -470,3 +470,19 @@ def test_a_journal_killed_while_starting_holds_nothing_and_is_not_in_the_way(tmp
     sc, ov = INVIVO
     res = niche.run(sc, out, overrides={**ov, "run.days": 0.25})
     assert res.path == out and not (tmp_path / "e.h5.partial").exists()
+
+
+@pytest.mark.parametrize("level", ["frames", "summary"])
+def test_resume_at_reduced_output_levels_is_bit_identical(level, tmp_path):
+    """Frames written on a subset of frames (output levels) resume to the same file."""
+    sc, ov = INVIVO
+    ov = {**ov, "output.level": level, "run.days": 1.5}
+    if level == "frames":
+        ov["output.field_every"] = 3
+    ref = tmp_path / "ref.h5"
+    niche.run(sc, ref, overrides=ov)
+    out = tmp_path / "r.h5"
+    with pytest.raises(RunStopped):
+        niche.run(sc, out, overrides=ov, observers=[_SignalAt(300)])
+    resume(out)
+    assert _differ(out, ref) == []
