@@ -59,9 +59,7 @@ class RunWriter(Observer):
         self.path = Path(path)
         self.overwrite = overwrite
         self.journal = journal if journal is not None else Journal.create(self.path, overwrite)
-        self.tmp = self.journal.dir
         self.frames = 0
-        self.bytes_written = 0
         self._stored: dict[str, list[int]] = {k: [] for k in FRAME_KINDS}
         self.checkpoint_bytes: bytes | None = None
 
@@ -184,7 +182,7 @@ class RunWriter(Observer):
                     g.create_dataset(col, data=np.asarray(
                         getattr(cells, _STORE_NAME.get(col, col))[s], dt))
 
-        self.bytes_written += self.journal.write_frame(k, build)
+        self.journal.write_frame(k, build)
         for kind in kinds:
             if not self._stored[kind] or self._stored[kind][-1] != k:
                 self._stored[kind].append(k)
