@@ -304,3 +304,16 @@ def test_run_files_at_an_output_level(tmp_path):
             np.testing.assert_array_equal(df[df["readout"] == r]["value"].to_numpy(),
                                           rf.readouts[r].to_numpy())
     assert not list((tmp_path / "h" / "runs").glob("*.xdmf*"))
+
+
+def test_runs_too_large_for_this_machine_are_refused_unless_allowed(tmp_path):
+    """An arm whose runs need more memory than this machine has fails the check before
+    anything runs (naming the arm); allow_large (--allow-large) lets a cluster job through."""
+    exp = Experiment.model_validate(tiny(arms={"huge": {
+        "scenario": "sham", "set": {"domain.shape_voxels": [1024, 1024, 1024]}}}, sweeps=[]))
+    with pytest.raises(ConfigError, match=r"arm 'huge'.*memory.*--allow-large"):
+        exp.check()
+    assert len(exp.check(allow_large=True)) == 3
+    with pytest.raises(ConfigError, match="arm 'huge'"):
+        run_experiment(exp, tmp_path / "x", workers=0, progress=False)
+    assert not (tmp_path / "x").exists()

@@ -22,7 +22,8 @@ def _run(a) -> int:
         raise ValueError(f"--workers {a.workers}: use 0 (serial) or a positive count")
     try:
         st = run_experiment(a.experiment, out, workers=a.workers, scheduler=a.scheduler,
-                            progress=None if not a.quiet else False)
+                            progress=None if not a.quiet else False,
+                            allow_large=a.allow_large)
     except OSError as e:  # no scheduler at that address, unwritable folder
         raise ValueError(f"{type(e).__name__}: {e}".splitlines()[0]) from None
     print(f"experiment folder {out}: {st.executed} runs run now")
@@ -68,6 +69,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                    help="LocalCluster worker processes (default: CPU count; 0 = serial here)")
     r.add_argument("--scheduler", help="address of a running dask scheduler, tcp://host:8786")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    r.add_argument("--allow-large", action="store_true",
+                   help="run although a run exceeds this machine's memory, time or disk "
+                        "estimate (for a cluster's bigger workers)")
     r.set_defaults(func=_one_line(_run))
     s = es.add_parser("status", help="finished, failed and pending runs of a folder")
     s.add_argument("folder")

@@ -79,7 +79,7 @@ def tidy(history: "pd.DataFrame", run: RunSpec, experiment: Experiment) -> "pd.D
 
 
 def execute_run(run: RunSpec, experiment: Experiment, base_dir: str | None = None,
-                out: str | None = None) -> dict:
+                out: str | None = None, allow_large: bool = False) -> dict:
     """Worker side: run one :class:`RunSpec` (in memory, or writing its run file into
     ``out/runs/`` when the experiment keeps run files); return ``{"ok", "table" | "error",
     "traceback", "wall_s", "meta"}``. Never raises.
@@ -100,7 +100,7 @@ def execute_run(run: RunSpec, experiment: Experiment, base_dir: str | None = Non
         from ..runner import resume, run as run_scenario
 
         if h5 is not None and every is not None and Journal.has_checkpoint(h5):
-            res = resume(h5, progress=False)
+            res = resume(h5, progress=False, allow_large=allow_large)
         else:
             ov = run.all_overrides(run.seed)
             if h5 is not None:
@@ -108,7 +108,8 @@ def execute_run(run: RunSpec, experiment: Experiment, base_dir: str | None = Non
                 ov["output.xdmf"] = False  # ensembles: the sidecar is one `niche export-xdmf` away
             res = run_scenario(run.resolve_scenario(Path(base_dir) if base_dir else None),
                                out=h5, overwrite=True, write=h5 is not None, overrides=ov,
-                               progress=False, checkpoint_every=every, checkpoint=ckpt)
+                               progress=False, checkpoint_every=every, checkpoint=ckpt,
+                               allow_large=allow_large)
         table = tidy(res.history, run, experiment)
         return {"ok": True, "table": table, "meta": run_meta(res),
                 "wall_s": time.perf_counter() - t0}
@@ -222,7 +223,7 @@ def status(out: str | Path, experiment: Experiment | None = None) -> ExperimentS
 def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
                    workers: int | None = None, scheduler: str | None = None,
                    client: Any = None, progress: bool | None = None,
-                   check: bool = True) -> ExperimentStatus:
+                   check: bool = True, allow_large: bool = False) -> ExperimentStatus:
     """Run every run of ``experiment`` that ``out`` does not hold yet.
 
     Args:
@@ -237,6 +238,8 @@ def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
         progress: a progress bar over runs with an ETA (None: only on a terminal).
         check: load every run's scenario before anything runs (a bad key fails at once);
             False lets such a run fail on its own, reported in ``failed/``.
+        allow_large: run runs whose memory, time or file-size estimate exceeds this
+            machine (:mod:`niche.scenario.limits`; for a cluster's bigger workers).
 
     Returns:
         The folder's :class:`ExperimentStatus` afterwards (``executed``: runs tried now).
@@ -248,7 +251,8 @@ def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
         base_dir = str(Path(experiment).resolve().parent)
         experiment = load_experiment(experiment)
     out = Path(out)
-    runs = experiment.check(Path(base_dir) if base_dir else None) if check else experiment.runs()
+    runs = (experiment.check(Path(base_dir) if base_dir else None, allow_large=allow_large)
+            if check else experiment.runs())
     _prepare(experiment, out)
     todo = [r for r in runs if not _paths(out, r.run_id)[0].is_file()]
     bar = tqdm(total=len(todo), unit="run", desc=experiment.name,
@@ -258,10 +262,11 @@ def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
             pass
         elif workers == 0 and scheduler is None and client is None:
             for r in todo:
-                _record(out, r, execute_run(r, experiment, base_dir, str(out)))
+                _record(out, r, execute_run(r, experiment, base_dir, str(out), allow_large))
                 bar.update(1)
         else:
-            _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler, client)
+            _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler, client,
+                         allow_large)
     finally:
         bar.close()
     st = status(out, experiment)
@@ -269,7 +274,8 @@ def run_experiment(experiment: Experiment | str | Path, out: str | Path, *,
     return st
 
 
-def _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler, client) -> None:
+def _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler, client,
+                 allow_large: bool = False) -> None:
     from contextlib import nullcontext
 
     from distributed import Client, as_completed
@@ -283,7 +289,7 @@ def _run_on_dask(todo, experiment, base_dir, out, bar, workers, scheduler, clien
         futs = {}
         for r in todo:
             fut = client.submit(execute_run, r, experiment, base_dir, str(out.resolve()),
-                                pure=False,
+                                allow_large, pure=False,
                                 key=f"niche-run-{r.run_id}-{uuid.uuid4().hex[:6]}")
             futs[fut] = r
         for fut in as_completed(list(futs)):

@@ -296,9 +296,11 @@ class Experiment(Strict):
         unique = {r.run_id: r for r in out}
         return list(unique.values())
 
-    def check(self, base_dir: Path | None = None) -> list["RunSpec"]:
+    def check(self, base_dir: Path | None = None,
+              allow_large: bool = False) -> list["RunSpec"]:
         """Expand and load every run's scenario (nothing runs); raises :class:`ConfigError`
-        naming the arm, the parameter set and the bad key."""
+        naming the arm, the parameter set and the bad key, or a run this machine cannot do
+        (unless ``allow_large``)."""
         runs = self.runs()
         seen: set[tuple] = set()
         for r in runs:
@@ -308,7 +310,8 @@ class Experiment(Strict):
             seen.add(key)
             try:
                 sc = load_scenario(r.resolve_scenario(base_dir), r.all_overrides(seed=r.seed))
-                check_resources(sc)  # a run this machine cannot do fails here, not in a worker
+                # a run this machine cannot do fails here, not in a worker
+                check_resources(sc, allow_large=allow_large)
             except ConfigError as e:
                 what = f"arm {r.arm!r}" + (f" with {dict(r.params)}" if r.params else "")
                 raise ConfigError(f"experiment {self.name!r}, {what}: {e}") from None
