@@ -486,3 +486,29 @@ def test_resume_at_reduced_output_levels_is_bit_identical(level, tmp_path):
         niche.run(sc, out, overrides=ov, observers=[_SignalAt(300)])
     resume(out)
     assert _differ(out, ref) == []
+
+
+def test_runs_started_together_on_one_output_one_wins(tmp_path):
+    """Three runs on the same --out (with --overwrite) started at the same moment: one
+    writes, the other two are refused in one line; the journal is the winner's."""
+    out = tmp_path / "t.h5"
+    args = [sys.executable, "-m", "niche.cli", *_run_args("invivo", out, "--days", "400",
+                                                           "--overwrite")]
+    procs = [subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    t_end = time.monotonic() + 120
+    while sum(p.poll() is not None for p in procs) < 2 and time.monotonic() < t_end:
+        time.sleep(0.05)
+    running = [p for p in procs if p.poll() is None]
+    assert len(running) == 1, [p.returncode for p in procs]
+    for p in procs:
+        if p is not running[0]:
+            err = p.stderr.read().strip().splitlines()
+            assert p.returncode == 2 and len(err) == 1, err
+            assert "being written by another run" in err[0], err
+    winner = running[0]
+    lock_pid = int((tmp_path / "t.h5.partial" / "lock").read_text())
+    assert lock_pid == winner.pid
+    winner.send_signal(signal.SIGTERM)
+    assert winner.wait(120) == 143
+    assert not list(tmp_path.glob(".t.h5.partial.*"))  # no private journal left behind

@@ -117,23 +117,31 @@ class Journal:
             else:
                 jdir.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
+        # the journal is made whole and locked under a private name, then renamed into
+        # place: a journal visible under <out>.partial always has its lock (or a dead owner)
+        new = jdir.with_name(f".{jdir.name}.{os.getpid()}.new")
+        shutil.rmtree(new, ignore_errors=True)
+        os.mkdir(new)
+        fd = _lock(new / "lock", create=True)
+        manifest = {"format": JOURNAL_FORMAT, "version": 1, "target": target.name,
+                    "overwrite": bool(overwrite),
+                    "base": base.name if base is not None else None,
+                    "base_frames": int(base_frames)}
         try:
-            os.mkdir(jdir)
-        except FileExistsError:
-            raise OutputBusy(f"output {str(target)!r} is being written by another run "
-                             "(it started just now)") from None
-        fd = _lock(jdir / "lock", create=True)
-        if fd is None:  # pragma: no cover - lost a race with another process
-            raise OutputBusy(f"output {str(target)!r} is being written by another run")
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        (jdir / "frames").mkdir()
+            os.write(fd, f"{os.getpid()}\n".encode())
+            (new / "frames").mkdir()
+            write_atomic(new / "manifest.json", [json.dumps(manifest).encode()], sync=False)
+            os.rename(new, jdir)
+        except OSError as e:
+            os.close(fd)
+            shutil.rmtree(new, ignore_errors=True)
+            if jdir.exists():  # another run claimed the output in the meantime
+                raise OutputBusy(f"output {str(target)!r} is being written by another run "
+                                 "(it started just now)") from None
+            raise e
+        fsync_dir(jdir.parent)
         j = cls(target, fd)
-        j.manifest = {"format": JOURNAL_FORMAT, "version": 1, "target": target.name,
-                      "overwrite": bool(overwrite),
-                      "base": base.name if base is not None else None,
-                      "base_frames": int(base_frames)}
-        write_atomic(jdir / "manifest.json", [json.dumps(j.manifest).encode()])
+        j.manifest = manifest
         return j
 
     @classmethod
