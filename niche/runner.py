@@ -377,8 +377,10 @@ def resume(run_path: str | Path, *, days: float | None = None,
 class RunStopped(Exception):
     """A signal stopped a run; its checkpoint and its journal's frames are kept."""
 
-    def __init__(self, signum: int, model, path: Path | None, frames: int):
+    def __init__(self, signum: int, model, path: Path | None, frames: int,
+                 checkpointed: bool = True):
         self.signum = signum
+        self.checkpointed = checkpointed
         self.exit_code = 128 + signum
         self.path = path
         self.frames = frames
@@ -386,7 +388,8 @@ class RunStopped(Exception):
         name = signal.Signals(signum).name
         where = (f"; {frames} frames kept, continue with: niche resume {path}"
                  if path is not None else "")
-        super().__init__(f"stopped by {name} at day {model.t_days:g}, checkpoint written{where}")
+        done = ", checkpoint written" if checkpointed else " (a run in memory: nothing kept)"
+        super().__init__(f"stopped by {name} at day {model.t_days:g}{done}{where}")
 
 
 class _StopSignals:
@@ -440,11 +443,14 @@ def _drive(model: Model, writer: RunWriter | None, history: "History",
         return dump_checkpoint(model, _observer_states(model, checkpoint_every),
                                writer.frames if writer is not None else 0)
 
-    def save() -> None:
+    def save() -> bool:
         if writer is not None:
             writer.journal.write_checkpoint(snapshot())
         elif ckpt_path is not None:
             write_atomic(ckpt_path, snapshot())
+        else:
+            return False  # a run in memory without a checkpoint file: nothing to keep
+        return True
 
     try:
         with _StopSignals() as stop:
@@ -454,11 +460,11 @@ def _drive(model: Model, writer: RunWriter | None, history: "History",
                 if every is not None and model.tick % every == 0 and stop.signum is None:
                     save()
             if stop.signum is not None:
-                save()
+                saved = save()
                 if writer is not None:
                     writer.close(complete=False)
                 raise RunStopped(stop.signum, model, writer.path if writer else None,
-                                 writer.frames if writer else 0)
+                                 writer.frames if writer else 0, saved)
             if writer is not None and every is not None:
                 writer.checkpoint_bytes = b"".join(snapshot())
             model.finish()

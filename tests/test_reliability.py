@@ -512,3 +512,10 @@ def test_runs_started_together_on_one_output_one_wins(tmp_path):
     winner.send_signal(signal.SIGTERM)
     assert winner.wait(120) == 143
     assert not list(tmp_path.glob(".t.h5.partial.*"))  # no private journal left behind
+
+
+def test_a_run_in_memory_stopped_without_a_checkpoint_file_says_so():
+    sc, ov = INVIVO
+    with pytest.raises(RunStopped, match="nothing kept") as e:
+        niche.run(sc, overrides=ov, write=False, observers=[_SignalAt(5)])
+    assert not e.value.checkpointed and e.value.path is None
