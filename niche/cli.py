@@ -29,55 +29,50 @@ def _fmt_readouts(r: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def _ended(go) -> tuple[object | None, int]:
-    """Run ``go()``; a signal's clean stop or a full disk become one line and a status."""
+def _simulate(go) -> int:
+    """Run ``go()`` (a run or a resume) and print its result; a signal's clean stop or a
+    full disk become one line and a status."""
     import errno
 
     from .runner import RunStopped, _StopSignals
 
     _StopSignals.keep_after_stop = True  # this process ends right after a stop
     try:
-        return go(), 0
+        res = go()
     except RunStopped as e:
         import signal
 
         for name in _StopSignals.SIGNALS:  # more Ctrl-C while this process exits: ignored
             signal.signal(getattr(signal, name), signal.SIG_IGN)
         print(f"niche: {e}", file=sys.stderr)
-        return None, e.exit_code
+        return e.exit_code
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise
         print(f"niche: error: disk full ({e.strerror or e}); the complete frames are kept in "
               "the run's journal (<out>.partial): free space, then `niche resume` or "
               "`niche repair` it", file=sys.stderr)
-        return None, 1
+        return 1
+    _print_result(res)
+    return 0
 
 
 def _cmd_run(a) -> int:
     from .runner import run
 
-    res, rc = _ended(lambda: run(a.scenario, a.out, seed=a.seed, days=a.days,
+    return _simulate(lambda: run(a.scenario, a.out, seed=a.seed, days=a.days,
                                  overrides=a.set or None, overwrite=a.overwrite,
                                  progress=None if not a.quiet else False,
                                  checkpoint_every=a.checkpoint_every,
                                  allow_large=a.allow_large))
-    if res is None:
-        return rc
-    _print_result(res)
-    return 0
 
 
 def _cmd_resume(a) -> int:
     from .runner import resume
 
-    res, rc = _ended(lambda: resume(a.run, days=a.days, checkpoint_every=a.checkpoint_every,
+    return _simulate(lambda: resume(a.run, days=a.days, checkpoint_every=a.checkpoint_every,
                                     progress=None if not a.quiet else False,
                                     allow_large=a.allow_large))
-    if res is None:
-        return rc
-    _print_result(res)
-    return 0
 
 
 def _cmd_repair(a) -> int:
