@@ -717,3 +717,29 @@ def test_react_cells_validation():
     with pytest.raises(IndexError, match="cell voxel outside the grid"):
         fs.react_cells(z, y, np.array([4, 5], np.int32), r, r, r, slots=np.array([0, 1]))
     np.testing.assert_array_equal(fs.c, c0)  # nothing applied before the errors
+
+
+def test_gradient_at_slots_parallel_equals_serial():
+    """The parallel per-cell gradient gives the serial kernel's values for any task count,
+    and refuses a cell outside the grid."""
+    from niche.kernels import diffusion as dk
+
+    r = np.random.default_rng(3)
+    c = r.random((2, 12, 10, 9)).astype(np.float32)
+    solid = (r.random((12, 10, 9)) < 0.2).astype(np.uint8)
+    n = 600
+    z = r.integers(0, 12, n).astype(np.int32)
+    y = r.integers(0, 10, n).astype(np.int32)
+    x = r.integers(0, 9, n).astype(np.int32)
+    slots = r.permutation(n)[:450]
+    want = np.zeros((3, n), np.float32)
+    dk.gradient_at_slots(c, 1, slots, z, y, x, want[0], want[1], want[2], solid)
+    assert np.abs(want).sum() > 0
+    for nchunk in (1, 2, 5):
+        got = np.zeros((3, n), np.float32)
+        dk.gradient_at_slots_parallel(c, 1, slots, z, y, x, got[0], got[1], got[2], solid,
+                                      nchunk)
+        assert np.array_equal(got, want)
+    z[slots[-1]] = 12
+    with pytest.raises(IndexError, match="outside the grid"):
+        dk.gradient_at_slots_parallel(c, 1, slots, z, y, x, got[0], got[1], got[2], solid, 2)

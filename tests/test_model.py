@@ -145,3 +145,30 @@ def test_failed_run_leaves_journal_that_repairs(tmp_path):
         assert rf.bone(2).shape == (16, 16, 16)
 
 
+
+
+def test_parallel_cell_kernels_give_the_serial_run(monkeypatch):
+    """With the per-cell kernels (movement planning, chemotactic gradients) forced onto
+    their parallel paths, a run on 2 threads ends in the state of a 1-thread run."""
+    import numba
+
+    from niche.core import fields, motility
+
+    def final_state(threads):
+        numba.set_num_threads(threads)
+        try:
+            m = small_model(days=0.15)
+            m.run()
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        c = m.cells
+        return [c.z.copy(), c.y.copy(), c.x.copy(), c.dirz.copy(), m.fields.c.copy()]
+
+    serial = final_state(1)
+    monkeypatch.setattr(fields, "_PARALLEL_MIN_CELLS", 0)
+    monkeypatch.setattr(motility, "_PARALLEL_MIN_CELLS", 0)
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here: no parallel path to compare")
+    parallel = final_state(2)
+    for a, b in zip(serial, parallel):
+        assert np.array_equal(a, b)

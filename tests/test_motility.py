@@ -603,3 +603,48 @@ def test_count_contacts_matches_brute_force_on_a_crowded_lattice():
                 want[s] += 1
     assert want.max() >= 3
     np.testing.assert_array_equal(out, want)
+
+
+# ----------------------------------------------------------------- the engine's tick
+
+
+@pytest.mark.parametrize("nchunk", [1, 2, 3])
+def test_move_tick_equals_substeps_of_move_cells(nchunk):
+    """move_tick (planning only up to the last moving slot, serial or in parallel tasks)
+    gives bit for bit the state of n_sub calls of move_cells."""
+    shape = (20, 20, 20)
+    n = 1500
+    st = make_state(shape, n, wall_frac=0.15, seed=11, hop=(0.1, 1.0), chemo=(0.0, 1.0))
+    r = np.random.default_rng(4)
+    for k in ("gradz", "grady", "gradx"):
+        st[k][:] = r.normal(size=n)
+    st["hop_prob"][r.random(n) < 0.3] = 0.0            # resting cells between movers
+    st["hop_prob"][-200:] = 0.0                         # a resting tail is not planned
+    dead = np.arange(0, n, 13)
+    st["alive"][dead] = 0
+    mk.rebuild_occupancy(st["z"], st["y"], st["x"], st["alive"], st["occ"])
+    ref = {k: v.copy() for k, v in st.items()}
+    moving = np.flatnonzero(st["hop_prob"] > 0)
+    end = int(moving[-1]) + 1
+    assert end < n
+    buf = mk.MoveBuffers(n)
+    n_sub = 3
+    for t in range(6):
+        order = mk.shuffled_order(ref["alive"], ref["cell_id"], 9, t)
+        want = sum(mk.move_cells(*(ref[k] for k in ARGS), 9, t, order, k)
+                   for k in range(n_sub))
+        got = mk.move_tick(*(st[k] for k in ARGS), np.uint64(9), np.int64(t), order, n_sub,
+                           end, buf, nchunk)
+        assert got == want > 0
+        assert state_digest(st) == state_digest(ref)
+        assert np.all(buf.plan == -1)                  # scratch left clean for the next tick
+
+
+def test_move_tick_checks_lattice_size():
+    st = make_state((4, 4, 4), 3)
+    st["occ"] = np.zeros((2048, 1024, 1024), np.int32)[:1]  # a view: shape check only
+    big = np.lib.stride_tricks.as_strided(st["occ"], (2048, 1024, 1024), (0, 0, 0))
+    args = {**st, "occ": big}
+    with pytest.raises(ValueError, match="32-bit"):
+        mk.move_tick(*(args[k] for k in ARGS), np.uint64(1), np.int64(0),
+                     np.arange(3), 1, 3, mk.MoveBuffers(3))

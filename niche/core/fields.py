@@ -32,6 +32,9 @@ __all__ = ["FieldSolver"]
 # and the backward pass.
 _Z_BLOCK_POS = 4096
 _Z_BLOCK_BYTES = 8 * 1024 * 1024
+# below this many cells a per-cell kernel stays on one thread (a parallel region costs
+# more than it saves)
+_PARALLEL_MIN_CELLS = 4096
 
 
 def _per_substrate(name: str, values, n: int, *, allow_inf: bool = False) -> np.ndarray:
@@ -387,8 +390,15 @@ class FieldSolver:
     def gradient_into(self, substrate: int, slots, z, y, x, out) -> None:
         """Gradient per voxel of substrate index ``substrate`` at the cells ``slots`` of a
         cell store (per-slot ``z``, ``y``, ``x``), written to ``out[:, slots]`` ((3, N)
-        array): the values of ``gradient(..., per_um=False)`` without the copies."""
+        array): the values of ``gradient(..., per_um=False)`` without the copies; in parallel
+        for many cells when numba has more than one thread (same values)."""
         if not 0 <= substrate < self.n_substrates:
             raise ValueError(f"substrate index {substrate} out of range")
-        _k.gradient_at_slots(self.c, substrate, np.asarray(slots), z, y, x, out[0], out[1],
-                             out[2], self.solid)
+        slots = np.asarray(slots)
+        nchunk = numba.get_num_threads()
+        if nchunk > 1 and slots.size >= _PARALLEL_MIN_CELLS:
+            _k.gradient_at_slots_parallel(self.c, substrate, slots, z, y, x, out[0], out[1],
+                                          out[2], self.solid, nchunk)
+        else:
+            _k.gradient_at_slots(self.c, substrate, slots, z, y, x, out[0], out[1], out[2],
+                                 self.solid)

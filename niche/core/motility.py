@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from ..kernels import motility as mot_k
+from .fields import _PARALLEL_MIN_CELLS
 
 __all__ = ["Motility"]
 
@@ -52,6 +54,8 @@ class Motility:
             (int(fi), s[cf == fi]) for fi in np.unique(cf[cf >= 0])]
         for _, sel in self.groups:
             self.chemotaxis[sel] = chemo_strength[cells.type[sel]]
+        self._active: int | None = None  # one past the last moving slot
+        self._buffers: mot_k.MoveBuffers | None = None
 
     @property
     def capacity(self) -> int:
@@ -60,6 +64,7 @@ class Motility:
     def hold(self, slots: np.ndarray) -> None:
         """The cells in ``slots`` stay where they are until the next decision step."""
         self.hop_prob[slots] = 0.0
+        self._active = None
 
     def follow(self, slots: np.ndarray, field_index: int, strength) -> None:
         """The cells in ``slots`` climb the gradient of field ``field_index`` with bias
@@ -69,14 +74,29 @@ class Motility:
         self.chemotaxis[slots] = np.asarray(strength, np.float64).astype(np.float32)
 
     def move(self, cells, fields, wall: np.ndarray, kernel_seed, tick: int) -> None:
-        """One movement tick of every cell (``n_sub`` sub-steps, random order per tick)."""
+        """One movement tick of every cell (``n_sub`` sub-steps, random order per tick).
+
+        Only the slots up to the last one with ``hop_prob > 0`` are planned (found once
+        per decision interval); with more than one numba thread the planning pass runs in parallel.
+        Same result for any thread count (:func:`~niche.kernels.motility.move_tick`)."""
         if fields is not None:
             for fi, sel in self.groups:
                 fields.gradient_into(fi, sel, cells.z, cells.y, cells.x, self.grad)
+        if self._active is None:
+            moving = np.flatnonzero(self.hop_prob > 0)
+            self._active = int(moving[-1]) + 1 if moving.size else 0
+        if self._buffers is None:
+            self._buffers = mot_k.MoveBuffers(self.capacity)
         order = mot_k.shuffled_order(cells.alive, cells.cell_id, kernel_seed, np.int64(tick))
-        for k in range(self.n_sub):
-            mot_k.move_cells(cells.z, cells.y, cells.x, cells.alive, cells.cell_id,
-                             cells.dirz, cells.diry, cells.dirx, self.hop_prob,
-                             self.persistence, self.chemotaxis, self.grad[0], self.grad[1],
-                             self.grad[2], cells.occ, wall, kernel_seed, np.int64(tick),
-                             order, k)
+        nchunk = numba.get_num_threads()
+        if self._active < _PARALLEL_MIN_CELLS:
+            nchunk = 1
+        mot_k.move_tick(cells.z, cells.y, cells.x, cells.alive, cells.cell_id,
+                        cells.dirz, cells.diry, cells.dirx, self.hop_prob, self.persistence,
+                        self.chemotaxis, self.grad[0], self.grad[1], self.grad[2], cells.occ,
+                        wall, kernel_seed, np.int64(tick), order, self.n_sub, self._active,
+                        self._buffers, nchunk)
+
+    # scratch is rebuilt after a restore rather than stored in a checkpoint
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_buffers": None}

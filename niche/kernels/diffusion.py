@@ -108,6 +108,7 @@ __all__ = [
     "transpose2d",
     "react_diffuse_z", "diffuse_yx", "step", "scatter_cells", "clear",
     "clear_sources", "sample_at", "gradient_at", "gradient_at_slots",
+    "gradient_at_slots_parallel",
 ]
 
 # Link bits of the z flag array (bit set = the link to that neighbour is
@@ -843,3 +844,32 @@ def gradient_at_slots(c, s, slots, z, y, x, gz, gy, gx, solid=None):
     for i in range(slots.shape[0]):
         n = slots[i]
         gz[n], gy[n], gx[n] = _gradient_one(c, s, z[n], y[n], x[n], solid)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _slots_inside(slots, i0, i1, z, y, x, Z, Y, X):
+    """True if the voxels of the cells ``slots[i0:i1]`` all lie inside the grid."""
+    for i in range(i0, i1):
+        n = slots[i]
+        if z[n] < 0 or z[n] >= Z or y[n] < 0 or y[n] >= Y or x[n] < 0 or x[n] >= X:
+            return False
+    return True
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def gradient_at_slots_parallel(c, s, slots, z, y, x, gz, gy, gx, solid, nchunk):
+    """:func:`gradient_at_slots` over ``nchunk`` contiguous ranges of ``slots``, one per
+    task (each cell's gradient depends on that cell alone: the same values for any
+    ``nchunk``). Raises IndexError for a cell voxel outside the grid."""
+    S, Z, Y, X = c.shape
+    N = slots.shape[0]
+    ok = np.empty(nchunk, np.bool_)
+    for t in prange(nchunk):
+        i0 = t * N // nchunk
+        i1 = (t + 1) * N // nchunk
+        ok[t] = _slots_inside(slots, i0, i1, z, y, x, Z, Y, X)
+        if ok[t]:
+            gradient_at_slots(c, s, slots[i0:i1], z, y, x, gz, gy, gx, solid)
+    for t in range(nchunk):
+        if not ok[t]:
+            raise IndexError("gradient_at: cell voxel outside the grid")

@@ -79,7 +79,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from niche.kernels.rng import (
@@ -95,6 +95,8 @@ from niche.kernels.rng import (
 __all__ = [
     "NEIGHBOUR_OFFSETS",
     "move_cells",
+    "move_tick",
+    "MoveBuffers",
     "shuffled_order",
     "rebuild_occupancy",
     "check_invariants",
@@ -178,20 +180,13 @@ def _code_offsets(Y, X):
 
 
 @njit(cache=True, error_model="numpy")  # IEEE division: no zero checks
-def _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
-          hop_prob, persistence, chemo_strength, gradz, grady, gradx, plan,
-          res):
-    """Pass A: per slot, independent, branch-free (LLVM vectorises it).
-
-    Updates the direction of every alive cell with hop_prob > 0 and encodes
-    its hop attempt in ``plan[s]`` = cur | code1 << 32 | code2 << 37, where
-    cur is the flat index of its voxel and code1 / code2 the neighbour codes
-    of the primary / fallback target (``_STAY`` where that target does not
-    exist or is outside the domain).  plan[s] = -1: nothing to do (dead,
-    hop_prob <= 0, no hop this call, or no target inside the domain).
-    res[s] is set to ``_STAY`` (no move) for every slot.
-    """
-    for s in range(alive.shape[0]):
+def _plan_range(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
+                hop_prob, persistence, chemo_strength, gradz, grady, gradx, plan,
+                lo, hi):
+    """Pass A for the slots ``lo <= s < hi`` only (see :func:`_plan`; plan[s] of every
+    other slot is left as it is: -1 between calls, see :func:`move_tick`). Written as one
+    loop body: moved into a helper function, it no longer vectorises (4x slower)."""
+    for s in range(np.uintp(lo), np.uintp(hi)):  # unsigned: no wraparound checks
         hp = np.float64(hop_prob[s])
         active = (alive[s] != 0) & (hp > 0.0)
         ck = counter_key(kstep, cell_id[s])
@@ -264,9 +259,40 @@ def _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
         cur = (z0 * Y + y0) * X + x0
         packed = cur | (code1 << 32) | (code2 << 37)
         plan[s] = packed if (hopf & (in1 | in2)) else np.int64(-1)
-        res[s] = _STAY
 
 
+@njit(cache=True, error_model="numpy")  # IEEE division: no zero checks
+def _plan(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
+          hop_prob, persistence, chemo_strength, gradz, grady, gradx, plan,
+          res):
+    """Pass A: per slot, independent, branch-free (LLVM vectorises it).
+
+    Updates the direction of every alive cell with hop_prob > 0 and encodes
+    its hop attempt in ``plan[s]`` = cur | code1 << 32 | code2 << 37, where
+    cur is the flat index of its voxel and code1 / code2 the neighbour codes
+    of the primary / fallback target (``_STAY`` where that target does not
+    exist or is outside the domain).  plan[s] = -1: nothing to do (dead,
+    hop_prob <= 0, no hop this call, or no target inside the domain).
+    res[s] is set to ``_STAY`` (no move) for every slot.
+    """
+    _plan_range(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
+                persistence, chemo_strength, gradz, grady, gradx, plan, 0, alive.shape[0])
+    res[:] = _STAY
+
+
+# parallel=True, called from Python only: a cached non-parallel function calling a
+# parallel one can crash when loaded from the cache (numba issues #4807, #8578)
+@njit(cache=True, parallel=True, error_model="numpy")
+def _plan_range_parallel(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
+                         hop_prob, persistence, chemo_strength, gradz, grady, gradx,
+                         plan, hi, nchunk):
+    """:func:`_plan_range` over ``0 <= s < hi`` in ``nchunk`` contiguous ranges, one per
+    task. Each slot's work depends on that slot alone, so the result does not depend on
+    ``nchunk`` or the thread count."""
+    for t in prange(nchunk):
+        _plan_range(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
+                    persistence, chemo_strength, gradz, grady, gradx, plan,
+                    t * hi // nchunk, (t + 1) * hi // nchunk)
 
 
 @njit(cache=True)
@@ -342,6 +368,85 @@ def _commit(res, z, y, x):
         z[s] += c // 9 - 1
         y[s] += c // 3 % 3 - 1
         x[s] += c % 3 - 1
+
+
+@njit(cache=True)
+def _hop_listed(order, plan, act_s, act_p, res, offs, occ_f, wall_f, z, y, x):
+    """Passes B-D after :func:`_plan_range`: gather, resolve and apply the hops of the
+    slots in ``order``; leaves ``plan`` all -1 again. Returns the number of cells
+    that hopped."""
+    n = _gather(order, plan, act_s, act_p)
+    hops = _resolve(act_s, act_p, 0, n, res, offs, occ_f, wall_f)
+    for k in range(n):  # pass D on the cells that tried (every other res is _STAY)
+        s = act_s[k]
+        c = np.int32(res[s])
+        z[s] += c // 9 - 1
+        y[s] += c // 3 % 3 - 1
+        x[s] += c % 3 - 1
+    return hops
+
+
+class MoveBuffers:
+    """Scratch of :func:`move_tick` for a cell store of ``capacity`` slots (``plan``
+    holds -1 between calls)."""
+
+    def __init__(self, capacity: int):
+        self.plan = np.full(capacity, -1, np.int64)
+        self.res = np.empty(capacity, np.uint8)
+        self.act_s = np.empty(capacity, np.int64)
+        self.act_p = np.empty(capacity, np.int64)
+
+
+@njit(cache=True)
+def _move_tick_serial(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob, persistence,
+                      chemo_strength, gradz, grady, gradx, occ, wall, seed, step, order,
+                      n_sub, active_end, plan, res, act_s, act_p):
+    """:func:`move_tick` on one thread: every sub-step in one compiled call."""
+    Z, Y, X = occ.shape
+    offs = _code_offsets(Y, X)
+    occ_f = occ.reshape(-1)
+    wall_f = wall.reshape(-1)
+    hops = 0
+    for k in range(n_sub):
+        kstep = _move_key(seed, step, k)
+        _plan_range(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
+                    persistence, chemo_strength, gradz, grady, gradx, plan, 0, active_end)
+        hops += _hop_listed(order, plan, act_s, act_p, res, offs, occ_f, wall_f, z, y, x)
+    return hops
+
+
+def move_tick(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob, persistence,
+              chemo_strength, gradz, grady, gradx, occ, wall, seed, step, order,
+              n_sub, active_end, buffers, nchunk=1):
+    """``n_sub`` sub-steps of :func:`move_cells` (``substep = 0 .. n_sub - 1``), with the
+    same result bit for bit, planning only the slots below ``active_end``.
+
+    ``active_end``: one past the last slot with ``hop_prob > 0`` (a cell store fills its
+    lowest free slots, so the slots beyond it are mostly free); ``buffers``: a
+    :class:`MoveBuffers` of the store's capacity; ``nchunk`` > 1 plans each sub-step in
+    that many parallel tasks (the result does not depend on it). Returns the number of
+    hops.
+    """
+    Z, Y, X = occ.shape
+    if Z * Y * X >= 2**31:
+        raise ValueError("lattice too large for 32-bit voxel indices")
+    b = buffers
+    if nchunk <= 1:
+        return _move_tick_serial(z, y, x, alive, cell_id, dirz, diry, dirx, hop_prob,
+                                 persistence, chemo_strength, gradz, grady, gradx, occ, wall,
+                                 seed, step, order, np.int64(n_sub), np.int64(active_end),
+                                 b.plan, b.res, b.act_s, b.act_p)
+    offs = _code_offsets(Y, X)
+    occ_f, wall_f = occ.reshape(-1), wall.reshape(-1)
+    hops = 0
+    for k in range(int(n_sub)):
+        kstep = np.uint64(_move_key(seed, step, k))
+        _plan_range_parallel(kstep, Z, Y, X, z, y, x, alive, cell_id, dirz, diry, dirx,
+                             hop_prob, persistence, chemo_strength, gradz, grady, gradx,
+                             b.plan, np.int64(active_end), np.int64(nchunk))
+        hops += _hop_listed(order, b.plan, b.act_s, b.act_p, b.res, offs, occ_f, wall_f,
+                            z, y, x)
+    return hops
 
 
 @njit(cache=True)

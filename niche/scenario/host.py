@@ -587,6 +587,14 @@ def il2_treg_pool_fold(cfg: IL2Config, t_days: float | np.ndarray) -> float | np
         f = 1.0 if cfg.route == "iv" else cfg.bioavailability
         d = cfg.dose_iu * f
         a = cfg.treg_expansion_max * d / (d + cfg.treg_expansion_half_dose_iu)
+        if t.ndim == 0:  # one time (every field step): only the doses given so far, the
+            # same arithmetic in the same order as below (a later dose adds exactly 0)
+            s = float(t) - times[times <= float(t)]
+            v = 1.0
+            for term in (a * np.exp(-np.maximum(s, 0.0) / cfg.treg_expansion_decay_days)
+                         ).tolist():
+                v += term
+            return v
         for td in times:
             s = t - td
             out += np.where(s >= 0.0, a * np.exp(-np.maximum(s, 0.0)
