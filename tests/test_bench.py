@@ -49,5 +49,6 @@ def test_throughput_cases_and_report(tmp_path, monkeypatch):
     assert rec["cases"][1]["this"]["file_bytes"] > 0 and rec["cases"][0]["this"]["file_bytes"] == 0
     md = (tmp_path / "throughput.md").read_text()
     assert "| sham tiny | 1 |" in md and "speed-up" in md and "movement" in md
+    assert "wall seconds per simulated day" in md
     assert json.loads((tmp_path / "throughput.json").read_text())["against"] == "HEAD"
 

@@ -82,8 +82,7 @@ class Ctx:
         m = self.model
         if name not in m.field_names:
             return np.zeros(slots.size)
-        c = m.fields.c[m.field_index(name)]
-        return c[m.cells.z[slots], m.cells.y[slots], m.cells.x[slots]].astype(np.float64)
+        return m.sample(name, slots, np.float64)
 
     def events(self, slots: np.ndarray, rate_per_day) -> np.ndarray:
         """The subset of ``slots`` whose event (rate per day, scalar or per slot) fires now."""

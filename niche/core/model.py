@@ -27,6 +27,7 @@ from ..scenario.limits import check_resources
 from .agents import AGENT_CLASSES, Cell
 from .cells import TYPE_CODES, TYPE_NAMES, CellStore, State
 from .changes import ChangeSet
+from ..kernels.diffusion import sample_slots
 from .fields import FieldSolver
 from .lattice import Lattice, face_neighbour_any
 from .morphometry import trabecular_morphometry
@@ -235,10 +236,18 @@ class Model(mesa.Model):
         flat = np.ravel_multi_index((c.z[slots], c.y[slots], c.x[slots]), self.lattice.shape)
         return self._entry_mask[flat]
 
-    def sample(self, name: str, slots: np.ndarray) -> np.ndarray:
-        """Concentration of field ``name`` at the voxels of ``slots`` (pM)."""
-        c = self.fields.c[self.field_index(name)]
-        return c[self.cells.z[slots], self.cells.y[slots], self.cells.x[slots]]
+    def sample(self, name: str, slots: np.ndarray, dtype=None) -> np.ndarray:
+        """Concentration of field ``name`` at the voxels of ``slots`` (pM), in the fields'
+        dtype or ``dtype``."""
+        slots = np.asarray(slots)
+        if slots.ndim != 1 or not np.issubdtype(slots.dtype, np.integer):
+            c = self.fields.c[self.field_index(name)]
+            out = c[self.cells.z[slots], self.cells.y[slots], self.cells.x[slots]]
+            return out if dtype is None else out.astype(dtype)
+        out = np.empty(slots.size, dtype or self.fields.c.dtype)
+        sample_slots(self.fields.c, self.field_index(name), slots, self.cells.z,
+                     self.cells.y, self.cells.x, out)
+        return out
 
     def record_remodelling(self, resorbed: int = 0, formed: int = 0) -> None:
         """Count voxels resorbed and formed (totals and since the last frame)."""

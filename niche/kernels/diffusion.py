@@ -108,7 +108,7 @@ __all__ = [
     "transpose2d",
     "react_diffuse_z", "diffuse_yx", "step", "scatter_cells", "clear",
     "clear_sources", "sample_at", "gradient_at", "gradient_at_slots",
-    "gradient_at_slots_parallel",
+    "gradient_at_slots_parallel", "sample_slots",
 ]
 
 # Link bits of the z flag array (bit set = the link to that neighbour is
@@ -844,6 +844,22 @@ def gradient_at_slots(c, s, slots, z, y, x, gz, gy, gx, solid=None):
     for i in range(slots.shape[0]):
         n = slots[i]
         gz[n], gy[n], gx[n] = _gradient_one(c, s, z[n], y[n], x[n], solid)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def sample_slots(c, s, slots, z, y, x, out):
+    """out[i] = c[s, z[n], y[n], x[n]] (as float64) for the cells ``n = slots[i]`` of a
+    cell store (its per-slot z, y, x), without gathering copies. Raises IndexError for a
+    voxel outside the grid."""
+    S, Z, Y, X = c.shape
+    for i in range(slots.shape[0]):
+        n = slots[i]
+        zz = z[n]
+        yy = y[n]
+        xx = x[n]
+        if zz < 0 or zz >= Z or yy < 0 or yy >= Y or xx < 0 or xx >= X:
+            raise IndexError("sample_slots: cell voxel outside the grid")
+        out[i] = c[s, zz, yy, xx]
 
 
 @numba.njit(cache=True, error_model="numpy")

@@ -170,15 +170,21 @@ def markdown(rec: dict) -> str:
             line += (f" {r['against']['wall_s']:.1f} | {r['speedup']:.2f}x |"
                      if "against" in r else " - | - |")
         L.append(line)
-    L += ["", "Share of time by phase (this commit" + (" / against" if has else "") + "):", ""]
+    L += ["", "Time by phase, wall seconds per simulated day (this commit"
+          + (" / against" if has else "") + "; the share of the run in brackets):", ""]
     phases = sorted({k for r in rec["cases"] for k in r["this"]["phases"]})
     L += ["| case | " + " | ".join(phases) + " |", "|---" * (len(phases) + 1) + "|"]
+
+    def cell(x: dict, k: str) -> str:
+        return (f"{x['timings'].get(k, 0.0) / x['days']:.3g} "
+                f"({100 * x['phases'].get(k, 0.0):.0f} %)")
+
     for r in rec["cases"]:
         cells = []
         for k in phases:
-            v = f"{100 * r['this']['phases'].get(k, 0.0):.0f} %"
+            v = cell(r["this"], k)
             if "against" in r:
-                v += f" / {100 * r['against']['phases'].get(k, 0.0):.0f} %"
+                v += " / " + cell(r["against"], k)
             cells.append(v)
         L.append(f"| {r['case']} | " + " | ".join(cells) + " |")
     return "\n".join(L) + "\n"
