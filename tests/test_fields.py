@@ -743,3 +743,44 @@ def test_gradient_at_slots_parallel_equals_serial():
     z[slots[-1]] = 12
     with pytest.raises(IndexError, match="outside the grid"):
         dk.gradient_at_slots_parallel(c, 1, slots, z, y, x, got[0], got[1], got[2], solid, 2)
+
+
+def test_idle_substrates_are_skipped_and_results_unchanged():
+    """A substrate that is zero everywhere, with no cell acting on it and no non-zero held
+    value, is left out of a step (it would stay exactly zero), and the others come out
+    bit for bit as when every substrate is solved."""
+    shape = (10, 9, 8)
+    kw = dict(diffusivity_um2_per_s=[50.0, 80.0, 20.0, 10.0], decay_per_s=[1e-3] * 4,
+              dx_um=10.0, dt_s=600.0, km=[np.inf, 5.0, np.inf, np.inf],
+              dirichlet_value=[0.0, 0.0, 3.0, 0.0], dirichlet_on=[False, False, True, True],
+              dense_rates=False)
+    names = ["A", "B", "C", "D"]
+    a, b = FieldSolver(shape, names, **kw), FieldSolver(shape, names, **kw)
+    vessel = np.zeros(shape, np.uint8)
+    vessel[:, 0, 0] = 1
+    solid = np.zeros(shape, np.uint8)
+    solid[0, 4:, 4:] = 1
+    for f in (a, b):
+        f.set_solid(solid)
+        f.set_dirichlet(vessel)
+    n = 5
+    z, y, x = np.array([2, 5, 7, 8, 3]), np.array([3, 1, 6, 2, 7]), np.array([1, 4, 2, 7, 5])
+    sec = np.zeros((n, 4), np.float32)
+    sec[:, 0] = 2.0          # A has cell sources; B has none until later; D is held at 0
+    upt = np.zeros((n, 4), np.float32)
+    vmax = np.zeros((n, 4), np.float32)
+    assert [r for r in a._active_runs()] == [(2, 3)]   # only C (held at 3) before any cell acts
+    for step in range(6):
+        if step == 3:
+            sec[1, 1] = 4.0  # B starts now
+        a.react_cells(z, y, x, sec, upt, vmax)
+        b.react_cells(z, y, x, sec, upt, vmax)
+        runs = a._active_runs()
+        want_b = step >= 3
+        assert any(s0 <= 1 < s1 for s0, s1 in runs) == want_b
+        assert not any(s0 <= 3 < s1 for s0, s1 in runs)   # D: zero, held at 0, no cells
+        a.step(1)
+        b._active_runs = lambda: [(0, 4)]                  # b solves every substrate
+        b.step(1)
+        assert np.array_equal(a.c, b.c)
+    assert a.c[0].sum() > 0 and a.c[1].sum() > 0 and not a.c[3].any()

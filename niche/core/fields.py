@@ -164,6 +164,8 @@ class FieldSolver:
         self.dirichlet_value = dval
         self.dirichlet_on = don
         self.dense_rates = bool(dense_rates)
+        #: cells that acted on each substrate since the last step (:meth:`react_cells`)
+        self._cell_entries: np.ndarray | None = None
         self.dx_um = dx_um
         self.dt_s = dt_s
         self.time_s = 0.0
@@ -296,25 +298,58 @@ class FieldSolver:
     def step(self, n_steps: int = 1) -> None:
         """Advance ``n_steps`` steps of ``dt_s``: per step the reaction (using
         the current ``source``, ``uptake`` and ``vmax`` arrays, which are not
-        modified), then LOD diffusion along z, y and x."""
+        modified), then LOD diffusion along z, y and x. Substrates that a step would
+        leave exactly as they are (zero everywhere, with nothing to change that) are
+        skipped (:meth:`_active_runs`)."""
         n_steps = int(n_steps)
         if n_steps < 0:
             raise ValueError(f"n_steps must be >= 0, got {n_steps}")
         coef, opts = self._coefficients()
         nchunk = numba.get_num_threads()
-        S = self.n_substrates
         Z, Y, X = self.shape
         # enough z-sweep tasks to keep every thread busy (results do not
         # depend on the block size)
         block = self._block
         want = 4 * nchunk
-        if S * -(-Y * X // block) < want:
-            block = max(64, -(-Y * X * S // want))
+        runs = self._active_runs()
+        self._cell_entries = None
         for _ in range(n_steps):
-            _k.react_diffuse_z(self.c, self.source, self.uptake, self.vmax, self._fz,
-                               coef, opts, 0, S, block, nchunk)
-            _k.diffuse_yx(self.c, self._fy, self._fxt, coef, opts, 0, S, nchunk)
+            for s0, s1 in runs:
+                b = block
+                if (s1 - s0) * -(-Y * X // b) < want:
+                    b = max(64, -(-Y * X * (s1 - s0) // want))
+                _k.react_diffuse_z(self.c, self.source, self.uptake, self.vmax, self._fz,
+                                   coef, opts, s0, s1, b, nchunk)
+                _k.diffuse_yx(self.c, self._fy, self._fxt, coef, opts, s0, s1, nchunk)
             self.time_s += self.dt_s
+
+    def _active_runs(self) -> list[tuple[int, int]]:
+        """Contiguous substrate ranges the next step must solve.
+
+        A substrate is idle, and left out, when a step would leave it exactly as it is:
+        its field is zero everywhere, no cell acted on it since the last step
+        (:meth:`react_cells`), the dense rate arrays are not in use, and it has no
+        non-zero value held at vessel voxels. (A culture well has ten such fields.)"""
+        S = self.n_substrates
+        entries = self.__dict__.get("_cell_entries")  # (absent in older checkpoints)
+        active = np.ones(S, bool)
+        if not self.dense_rates:
+            held = self.dirichlet_on & (self.dirichlet_value != 0) & bool(self.dirichlet.any())
+            for s in range(S):
+                if not held[s] and (entries is None or entries[s] == 0) and _k.is_zero(
+                        self.c, s):
+                    active[s] = False
+        runs, s = [], 0
+        while s < S:
+            if active[s]:
+                e = s
+                while e < S and active[e]:
+                    e += 1
+                runs.append((s, e))
+                s = e
+            else:
+                s += 1
+        return runs
 
     def total_mass(self) -> np.ndarray:
         """Per-substrate amount, sum(c) * voxel volume (float64, conc * um^3)."""
@@ -365,8 +400,10 @@ class FieldSolver:
                              f"shape {slots.shape}")
         slots = slots.astype(np.intp, copy=False)
         km = np.where(np.isfinite(self.km), self.km, 1.0).astype(self.dtype)
-        _k.react_cells(self.c, slots, z, y, x, *args, self.dtype.type(self.dt_s), km,
-                       np.isfinite(self.km), numba.get_num_threads())
+        n = _k.react_cells(self.c, slots, z, y, x, *args, self.dtype.type(self.dt_s), km,
+                           np.isfinite(self.km), numba.get_num_threads())
+        prev = self.__dict__.get("_cell_entries")
+        self._cell_entries = n if prev is None else prev + n
 
     def sample(self, z, y, x) -> np.ndarray:
         """Concentrations at the given voxels, (N, S) float64."""

@@ -108,7 +108,7 @@ __all__ = [
     "transpose2d",
     "react_diffuse_z", "diffuse_yx", "step", "scatter_cells", "clear",
     "clear_sources", "sample_at", "gradient_at", "gradient_at_slots",
-    "gradient_at_slots_parallel", "sample_slots",
+    "gradient_at_slots_parallel", "sample_slots", "is_zero",
 ]
 
 # Link bits of the z flag array (bit set = the link to that neighbour is
@@ -544,7 +544,8 @@ def react_cells(c, slots, z, y, x, sec, upt, vmax, dt, km, use_mm, nchunk):
     so where several cells act on one voxel they apply one after the other in that order
     whatever the thread count, and every voxel goes through the same floating-point
     operations as in a serial cell-by-cell loop (bit-identical for any ``nchunk`` and
-    ``NUMBA_NUM_THREADS``).  Three parallel passes: ``nchunk`` contiguous ranges of
+    ``NUMBA_NUM_THREADS``).  Returns the number of cells that acted on each substrate
+    (int64 (S,)).  Three parallel passes: ``nchunk`` contiguous ranges of
     ``slots`` count their non-zero (cell, substrate) entries, then copy them, with the
     flat voxel index, into per-substrate lists (by substrate, then range, then slot);
     the substrates, spread over ``nchunk`` tasks by list length, apply their lists.  The
@@ -586,6 +587,10 @@ def react_cells(c, slots, z, y, x, sec, upt, vmax, dt, km, use_mm, nchunk):
             if owner[s] == t:
                 _rc_apply(cf[s], off[0, s], end[s], pos, rs, ru, rv, dt, km[s],
                           use_mm[s])
+    n_entries = np.empty(S, np.int64)
+    for s in range(S):
+        n_entries[s] = end[s] - off[0, s]
+    return n_entries
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
@@ -844,6 +849,16 @@ def gradient_at_slots(c, s, slots, z, y, x, gz, gy, gx, solid=None):
     for i in range(slots.shape[0]):
         n = slots[i]
         gz[n], gy[n], gx[n] = _gradient_one(c, s, z[n], y[n], x[n], solid)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def is_zero(c, s):
+    """True if every value of field ``c[s]`` is 0 (stops at the first one that is not)."""
+    v = c[s].reshape(-1)
+    for i in range(v.shape[0]):
+        if v[i] != 0:
+            return False
+    return True
 
 
 @numba.njit(cache=True, error_model="numpy")
