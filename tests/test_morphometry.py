@@ -12,9 +12,15 @@ from scipy import ndimage
 
 from niche.core.lattice import generate_bone, marrow_face_count
 from niche.core.morphometry import (
+    _DIR_CLASS,
+    _DIRS,
     _containment_tables,
+    _crofton_transitions,
     _distance_ridge,
     _paint_spheres,
+    _ridge_flat,
+    _ridge_in_order,
+    _squared_edt,
     bone_surface_area_um2,
     bone_surface_faces,
     count_per_surface,
@@ -133,6 +139,120 @@ def test_parallel_painting_is_identical_to_serial():
             np.testing.assert_array_equal(maps[0][m], (2 * VOX * np.sqrt(ref[m])).astype(np.float32))
     finally:
         numba.set_num_threads(saved)
+
+
+def _random_masks(rng, n, max_side=20):
+    """Small masks of every kind: smooth blobs, salt noise, a few background voxels."""
+    for it in range(n):
+        shape = tuple(int(s) for s in rng.integers(1, max_side, 3))
+        kind = it % 3
+        if kind == 0:
+            m = ndimage.gaussian_filter(rng.standard_normal(shape), 1.5) > rng.uniform(-0.6, 0.6)
+        elif kind == 1:
+            m = rng.random(shape) < rng.uniform(0.3, 1.0)
+        else:
+            m = np.ones(shape, bool)
+            for _ in range(rng.integers(1, 4)):
+                m[tuple(rng.integers(0, s) for s in shape)] = False
+        yield np.ascontiguousarray(m)
+
+
+def test_squared_edt_is_scipys_exactly():
+    # the integer EDT equals rint(scipy EDT ** 2): the same spheres, the same map
+    rng = np.random.default_rng(11)
+    for m in _random_masks(rng, 150):
+        if m.all():
+            continue
+        edt = ndimage.distance_transform_edt(m)
+        ref = np.rint(edt * edt).astype(np.int64)
+        a = _squared_edt(m)
+        assert a.dtype == np.int32
+        np.testing.assert_array_equal(a, ref)
+    # squared distances past int32: the int64 path
+    m = np.ones((1, 2, 46342), bool)
+    m[0, 0, 0] = False
+    edt = ndimage.distance_transform_edt(m)
+    a = _squared_edt(m)
+    assert a.dtype == np.int64 and a.max() == 46341 ** 2 + 1
+    np.testing.assert_array_equal(a, np.rint(edt * edt).astype(np.int64))
+
+
+def _ridge_by_definition(a, need):
+    """The 26-neighbour containment rule, voxel by voxel (C order)."""
+    Z, Y, X = a.shape
+    al = a.tolist()
+    keep = []
+    for z, y, x in np.argwhere(a > 0).tolist():
+        v = al[z][y][x]
+        inside = False
+        for dz, dy, dx in np.ndindex(3, 3, 3):
+            zz, yy, xx = z + dz - 1, y + dy - 1, x + dx - 1
+            c = abs(dz - 1) + abs(dy - 1) + abs(dx - 1) - 1
+            if c < 0 or not (0 <= zz < Z and 0 <= yy < Y and 0 <= xx < X):
+                continue
+            inside |= al[zz][yy][xx] >= need[c, v]
+        if not inside:
+            keep.append((z, y, x, v))
+    return np.array(keep, np.int64).reshape(-1, 4).T
+
+
+def test_distance_ridge_is_the_containment_rule():
+    rng = np.random.default_rng(12)
+    for m in _random_masks(rng, 60, max_side=12):
+        if m.all() or not m.any():
+            continue
+        a = _squared_edt(m)
+        need = _containment_tables(int(a.max()))
+        got = _distance_ridge(a, need)
+        ref = _ridge_by_definition(a, need)
+        for g, r in zip(got, ref):
+            np.testing.assert_array_equal(g, r)
+        # painting order: squared radius descending, C order among equals
+        order = np.argsort(-got[3], kind="stable")
+        for g, r in zip(_ridge_in_order(a, _ridge_flat(a, need), np.int32), got):
+            np.testing.assert_array_equal(g, r[order])
+
+
+def _crofton_by_definition(b):
+    """The clamped pair loop: pairs (p, p + u) over the array and one step past each wall
+    (wall voxels replicated), half weight per wall straddled."""
+    Z, Y, X = b.shape
+    dims = (Z, Y, X)
+    counts = np.zeros(3)
+    for u, cls in zip(_DIRS, _DIR_CLASS):
+        rng_ = [range(0, d) if s == 0 else (range(-1, d) if s == 1 else range(0, d + 1))
+                for d, s in zip(dims, u)]
+        for p in np.ndindex(*[len(r) for r in rng_]):
+            q = [r[i] for r, i in zip(rng_, p)]
+            w = 1.0
+            for i in range(3):
+                if u[i] != 0 and q[i] in (rng_[i][0], rng_[i][-1]):
+                    w *= 0.5
+            p0 = tuple(min(max(q[i], 0), dims[i] - 1) for i in range(3))
+            p1 = tuple(min(max(q[i] + u[i], 0), dims[i] - 1) for i in range(3))
+            if b[p0] != b[p1]:
+                counts[cls] += w
+    return counts
+
+
+def test_crofton_counts_by_definition():
+    rng = np.random.default_rng(13)
+    for _ in range(40):
+        shape = tuple(int(s) for s in rng.integers(1, 7, 3))
+        b = (rng.random(shape) < rng.uniform(0, 1)).astype(np.uint8)
+        np.testing.assert_array_equal(_crofton_transitions(b, _DIRS, _DIR_CLASS),
+                                      _crofton_by_definition(b))
+
+
+def test_morphometry_means_are_those_of_the_map():
+    # Tb.Th and Tb.Sp are the float64 means of the float32 map over bone and marrow,
+    # exactly
+    b = generate_bone((24, 26, 22), VOX, 0.2, 50.0, np.random.default_rng(7)).astype(bool)
+    m = trabecular_morphometry(b, VOX)
+    assert m["tb_th_um"] == float(local_thickness(b, VOX)[b].mean(dtype=np.float64))
+    assert m["tb_sp_um"] == float(local_thickness(~b, VOX)[~b].mean(dtype=np.float64))
+    # the same for the mask in Fortran order
+    assert trabecular_morphometry(np.asfortranarray(b), VOX) == m
 
 
 @pytest.mark.parametrize("t", range(2, 9))

@@ -9,10 +9,11 @@ at a point is the diameter of the largest sphere that fits inside the structure 
 contains the point. On the voxel grid:
 
 1. ``a(p)``: squared Euclidean distance from the centre of structure voxel ``p`` to the
-   centre of the nearest background voxel (an integer). Only voxels inside the array are
-   background: beyond the array edge counts as structure, so the domain walls are no
-   edge of the structure (as in BoneJ's ``EDT_S1D``); a structure lying along a wall
-   reads as if mirrored across it (a plate on a wall reads twice as thick).
+   centre of the nearest background voxel (an integer, computed exactly in integer
+   arithmetic: ``_sq_edt``). Only voxels inside the array are background: beyond the
+   array edge counts as structure, so the domain walls are no edge of the structure (as
+   in BoneJ's ``EDT_S1D``); a structure lying along a wall reads as if mirrored across
+   it (a plate on a wall reads twice as thick).
 2. The sphere of ``p`` is the voxel set ``{x : |x - p|^2 <= a(p)}``. The thickness map is
    ``T(x) = 2 sqrt(max a(p))`` over all structure voxels ``p`` whose sphere holds ``x``,
    restricted to the structure (BoneJ trims the overhang the same way).
@@ -20,9 +21,10 @@ contains the point. On the voxel grid:
    of its 26 neighbours is dropped. The containment test is exact on the voxel grid
    (integer tables, see ``_containment_tables``), so the map is identical to painting
    every voxel's sphere. Spheres are painted largest first, so each voxel is written
-   once, by its largest sphere; spheres skip, through union-find pointers, the bricks
-   and voxels already painted (``_paint_spheres``, parallel over planes of bricks). The
-   result does not depend on the thread count.
+   once, by its largest sphere; the unpainted voxels are kept as bit masks per brick,
+   so a sphere visits only the bricks that still hold unpainted voxels and paints them
+   with a few bit operations (``_paint``, parallel over slabs of bricks). The result
+   does not depend on the thread count.
 
 Diameter convention: ``2 * sqrt(a)`` with no further correction, exactly as BoneJ (its
 ``Local_Thickness_Parallel`` doubles the EDT radius; it applies no +1 correction). So,
@@ -131,8 +133,174 @@ def _containment_tables(amax):
 
 
 @nb.njit(cache=True)
-def _distance_ridge(a, need):
-    """Voxels whose sphere is not inside a 26-neighbour's sphere: (z, y, x, a) arrays."""
+def _envelope(g, n, far, v, h, out):
+    """Lower envelope of the parabolas ``(u - i)^2 + g[i]`` over ``i < n`` at every
+    ``u < n`` (Felzenszwalb & Huttenlocher 2012): ``out[u] = min_i (u - i)^2 + g[i]``,
+    ``far`` where every ``g[i] >= far`` (no parabola). ``g >= 0``; a parabola inside a
+    run of zeros is left out (the run's ends are lower everywhere off it). The
+    parabolas' intersections are compared by cross-multiplication in integers, so the
+    minimum is exact. ``v``, ``h``: work arrays (the envelope's parabolas: vertex,
+    ``g + vertex^2``)."""
+    k = -1
+    for q in range(n):
+        gq = g[q]
+        if gq >= far:
+            continue
+        if gq == 0 and (q == 0 or g[q - 1] == 0) and (q == n - 1 or g[q + 1] == 0):
+            continue  # inside a run of zeros: its ends are lower on either side
+        hq = gq + q * q
+        while k >= 1:
+            a = v[k]
+            ha = h[k]
+            # the intersection of (a, q) lies at or before that of (v[k-1], a): a is hidden
+            if (hq - ha) * (a - v[k - 1]) <= (ha - h[k - 1]) * (q - a):
+                k -= 1
+            else:
+                break
+        k += 1
+        v[k] = q
+        h[k] = hq
+    if k < 0:
+        for u in range(n):
+            out[u] = far
+        return
+    top = k
+    k = 0
+    a = v[0]
+    ha = h[0]
+    for u in range(n):
+        if g[u] == 0:
+            out[u] = 0
+            continue
+        while k < top:
+            b = v[k + 1]
+            hb = h[k + 1]
+            # the intersection of (a, b) lies before u: b is lower from here on
+            if hb - ha < 2 * u * (b - a):
+                k += 1
+                a = b
+                ha = hb
+            else:
+                break
+        d = u - a
+        out[u] = d * d + (ha - a * a)
+
+
+@nb.njit(cache=True)
+def _sq_edt(m, a, far):
+    """Exact squared Euclidean distance transform into ``a`` (int32 or int64, the shape
+    of ``m``): for each voxel of ``m`` the squared distance from its centre to the
+    nearest background (False) voxel centre in the array; 0 on the background; ``far``
+    (more than any squared distance in the array) where the array has no background.
+    Separable (the distance along x, then the lower envelopes along y and z) in integer
+    arithmetic, so every value is the exact minimum, as ``rint(distance_transform_edt(m)
+    ** 2)`` gives."""
+    Z, Y, X = m.shape
+    for z in range(Z):
+        for y in range(Y):
+            prev = -1
+            for x in range(X):
+                if not m[z, y, x]:
+                    prev = x
+                    a[z, y, x] = 0
+                elif prev >= 0:
+                    a[z, y, x] = x - prev
+                else:
+                    a[z, y, x] = -1
+            nxt = -1
+            for x in range(X - 1, -1, -1):
+                if not m[z, y, x]:
+                    nxt = x
+                else:
+                    d = np.int64(a[z, y, x])
+                    if nxt >= 0 and (d < 0 or nxt - x < d):
+                        d = nxt - x
+                    a[z, y, x] = d * d if d >= 0 else far
+    n = max(Y, Z)
+    g = np.empty(n, np.int64)
+    v = np.empty(n, np.int64)
+    h = np.empty(n, np.int64)
+    o = np.empty(n, np.int64)
+    # a line whose values are all 0 or 1 is final already (no other parabola reaches
+    # below 1 at a voxel off its vertex)
+    if Y > 1:
+        for z in range(Z):
+            for x in range(X):
+                top = 0
+                for y in range(Y):
+                    g[y] = a[z, y, x]
+                    top = max(top, g[y])
+                if top > 1:
+                    _envelope(g, Y, far, v, h, o)
+                    for y in range(Y):
+                        a[z, y, x] = o[y]
+    if Z > 1:
+        for y in range(Y):
+            for x in range(X):
+                top = 0
+                for z in range(Z):
+                    g[z] = a[z, y, x]
+                    top = max(top, g[z])
+                if top > 1:
+                    _envelope(g, Z, far, v, h, o)
+                    for z in range(Z):
+                        a[z, y, x] = o[z]
+
+
+def _squared_edt(m: np.ndarray) -> np.ndarray:
+    """The squared distance map ``a`` of the C-contiguous bool mask ``m`` (see
+    :func:`_sq_edt`; ``m`` has background): int32 where every squared distance in the
+    array fits it, else int64. Arrays too long for :func:`_envelope`'s int64 products
+    (lines of millions of voxels) take scipy's EDT, which gives the same integers."""
+    Z, Y, X = m.shape
+    top = (Z - 1) ** 2 + (Y - 1) ** 2 + (X - 1) ** 2
+    n = max(Y, Z)
+    if top < np.iinfo(np.int32).max:
+        a = np.empty(m.shape, np.int32)
+        _sq_edt(m, a, int(np.iinfo(np.int32).max))
+    elif (top + n * n) * n < 1 << 61:
+        a = np.empty(m.shape, np.int64)
+        _sq_edt(m, a, 1 << 62)
+    else:
+        edt = ndimage.distance_transform_edt(m)
+        a = np.rint(edt * edt).astype(np.int64)
+        a[~m] = 0
+    return a
+
+
+@nb.njit(cache=True)
+def _pair_maxima(a, z, Px, Py, Pxy):
+    """For the voxel plane ``z`` of ``a`` (0 beyond the array): ``Px`` the larger of the
+    two x-neighbours of each voxel, ``Py`` of the two y-neighbours, ``Pxy`` of the four
+    (+-1, +-1) neighbours in the plane."""
+    Z, Y, X = a.shape
+    if z < 0 or z >= Z:
+        Px[:, :] = 0
+        Py[:, :] = 0
+        Pxy[:, :] = 0
+        return
+    for y in range(Y):
+        for x in range(X):
+            l = a[z, y, x - 1] if x > 0 else 0
+            r = a[z, y, x + 1] if x < X - 1 else 0
+            Px[y, x] = max(l, r)
+    for y in range(Y):
+        for x in range(X):
+            d = a[z, y - 1, x] if y > 0 else 0
+            u = a[z, y + 1, x] if y < Y - 1 else 0
+            Py[y, x] = max(d, u)
+            d = Px[y - 1, x] if y > 0 else 0
+            u = Px[y + 1, x] if y < Y - 1 else 0
+            Pxy[y, x] = max(d, u)
+
+
+@nb.njit(cache=True)
+def _ridge_flat(a, need):
+    """Flat (C order) indices of the voxels whose sphere is not inside a 26-neighbour's
+    sphere: for a voxel of squared radius ``v = a > 0``, no face neighbour has
+    ``a >= need[0, v]``, no edge neighbour ``a >= need[1, v]`` and no corner neighbour
+    ``a >= need[2, v]`` (beyond the array there is none). The largest ``a`` of each
+    class comes from the maxima over neighbour pairs of three voxel planes at a time."""
     Z, Y, X = a.shape
     n = 0
     for z in range(Z):
@@ -140,185 +308,386 @@ def _distance_ridge(a, need):
             for x in range(X):
                 if a[z, y, x] > 0:
                     n += 1
-    rz = np.empty(n, np.int64)
-    ry = np.empty(n, np.int64)
-    rx = np.empty(n, np.int64)
-    ra = np.empty(n, np.int64)
+    idx = np.empty(n, np.int64)
+    # pair maxima of the planes z - 1, z, z + 1 (rolling)
+    Px = np.zeros((3, Y, X), a.dtype)
+    Py = np.zeros((3, Y, X), a.dtype)
+    Pxy = np.zeros((3, Y, X), a.dtype)
+    _pair_maxima(a, 0, Px[0], Py[0], Pxy[0])
     k = 0
     for z in range(Z):
+        lo = (z - 1) % 3
+        mid = z % 3
+        hi = (z + 1) % 3
+        _pair_maxima(a, z + 1, Px[hi], Py[hi], Pxy[hi])
         for y in range(Y):
             for x in range(X):
                 v = a[z, y, x]
                 if v == 0:
                     continue
-                keep = True
-                for dz in range(-1, 2):
-                    zz = z + dz
-                    if zz < 0 or zz >= Z:
-                        continue
-                    for dy in range(-1, 2):
-                        yy = y + dy
-                        if yy < 0 or yy >= Y:
-                            continue
-                        for dx in range(-1, 2):
-                            xx = x + dx
-                            if xx < 0 or xx >= X:
-                                continue
-                            c = abs(dz) + abs(dy) + abs(dx) - 1
-                            if c < 0:
-                                continue
-                            if a[zz, yy, xx] >= need[c, v]:
-                                keep = False
-                                break
-                        if not keep:
-                            break
-                    if not keep:
-                        break
-                if keep:
-                    rz[k] = z
-                    ry[k] = y
-                    rx[k] = x
-                    ra[k] = v
+                f = max(Px[mid, y, x], Py[mid, y, x])
+                if z > 0:
+                    f = max(f, a[z - 1, y, x])
+                if z < Z - 1:
+                    f = max(f, a[z + 1, y, x])
+                e = max(max(Pxy[mid, y, x], Px[lo, y, x]),
+                        max(max(Px[hi, y, x], Py[lo, y, x]), Py[hi, y, x]))
+                c = max(Pxy[lo, y, x], Pxy[hi, y, x])
+                if f < need[0, v] and e < need[1, v] and c < need[2, v]:
+                    idx[k] = (z * Y + y) * X + x
                     k += 1
-    return rz[:k], ry[:k], rx[:k], ra[:k]
+    return idx[:k]
 
 
 @nb.njit(cache=True)
-def _find(parent, i):
-    """Union-find root with path halving: the first unpainted slot at or after ``i``."""
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-#: Edge (voxels) of the bricks that keep count of unpainted voxels while painting.
-_BRICK = 4
+def _distance_ridge(a, need):
+    """Voxels whose sphere is not inside a 26-neighbour's sphere: (z, y, x, a) arrays
+    (int64, C order; :func:`_ridge_flat`)."""
+    Z, Y, X = a.shape
+    idx = _ridge_flat(a, need)
+    n = idx.shape[0]
+    rz = np.empty(n, np.int64)
+    ry = np.empty(n, np.int64)
+    rx = np.empty(n, np.int64)
+    ra = np.empty(n, np.int64)
+    for k in range(n):
+        i = idx[k]
+        rx[k] = i % X
+        ry[k] = (i // X) % Y
+        rz[k] = i // (X * Y)
+        ra[k] = a[rz[k], ry[k], rx[k]]
+    return rz, ry, rx, ra
 
 
 @nb.njit(cache=True)
-def _paint_slab(mask, bz, pz, py, px, pv, pr, out, nx, left, nb_):
-    """Paint the brick plane ``bz`` (voxel planes ``bz * _BRICK`` to the next plane's
-    start): set up its union-find pointers and brick counts, then go through the
-    spheres (centres ``pz, py, px``, squared radii ``pv``, radii ``pr``, in painting
-    order) and paint its unpainted mask voxels inside each. Touches only the rows of
-    ``out``, ``nx`` (voxel rows), ``nb_`` (brick rows) and ``left`` (bricks) that lie in
-    the plane."""
-    B = _BRICK
-    Z, Y, X = mask.shape
-    BY = (Y + B - 1) // B
-    BX = (X + B - 1) // B
-    lz = bz * B
-    hz = min(lz + B - 1, Z - 1)
-    for bi in range(bz * BY * BX, (bz + 1) * BY * BX):
-        left[bi] = 0
-    for z in range(lz, hz + 1):
-        for y in range(Y):
-            base = (z * Y + y) * (X + 1)
-            for x in range(X):
-                out[z, y, x] = 0
-                if mask[z, y, x]:
-                    nx[base + x] = base + x
-                    left[(bz * BY + y // B) * BX + x // B] += 1
-                else:
-                    nx[base + x] = base + x + 1
-            nx[base + X] = base + X
-    for by in range(BY):
-        base = (bz * BY + by) * (BX + 1)
-        for bx in range(BX):
-            full = left[(bz * BY + by) * BX + bx] > 0
-            nb_[base + bx] = base + bx if full else base + bx + 1
-        nb_[base + BX] = base + BX
-    for k in range(pz.shape[0]):
-        z = pz[k]
-        r = pr[k]
-        if z + r < lz or z - r > hz:
-            continue
-        y = py[k]
-        x = px[k]
-        v = pv[k]
-        bx0 = max(x - r, 0) // B
-        bx1 = min(x + r, X - 1) // B
-        dz = lz - z if z < lz else (z - hz if z > hz else 0)
-        for by in range(max(y - r, 0) // B, min(y + r, Y - 1) // B + 1):
-            ly = by * B
-            hy = min(ly + B - 1, Y - 1)
-            dy = ly - y if y < ly else (y - hy if y > hy else 0)
-            if dz * dz + dy * dy > v:
-                continue
-            bbase = (bz * BY + by) * (BX + 1)
-            bx = _find(nb_, bbase + bx0) - bbase
-            while bx <= bx1:
-                lx = bx * B
-                hx = min(lx + B - 1, X - 1)
-                dx = lx - x if x < lx else (x - hx if x > hx else 0)
-                if dz * dz + dy * dy + dx * dx <= v:
-                    bi = (bz * BY + by) * BX + bx
-                    for zz in range(max(lz, z - r), min(hz, z + r) + 1):
-                        rem = v - (zz - z) * (zz - z)
-                        s = _isqrt(rem)
-                        for yy in range(max(ly, y - s), min(hy, y + s) + 1):
-                            w = _isqrt(rem - (yy - y) * (yy - y))
-                            xa = max(lx, x - w)
-                            xb = min(hx, x + w)
-                            base = (zz * Y + yy) * (X + 1)
-                            xx = _find(nx, base + xa) - base
-                            while xx <= xb:
-                                out[zz, yy, xx] = v
-                                nx[base + xx] = base + xx + 1
-                                left[bi] -= 1
-                                xx = _find(nx, base + xx + 1) - base
-                    if left[bi] == 0:
-                        nb_[bbase + bx] = bbase + bx + 1
-                bx = _find(nb_, bbase + bx + 1) - bbase
+def _ridge_in_order(a, idx, ctype):
+    """The ridge voxels ``idx`` (flat, C order) as spheres in painting order: squared
+    radius ``a`` descending, C order among equals (a stable counting sort, as
+    ``np.argsort(-ra, kind="stable")``): centres (z, y, x) of type ``ctype``, squared
+    radii of ``a``'s type."""
+    Z, Y, X = a.shape
+    af = a.reshape(-1)
+    n = idx.shape[0]
+    top = 0
+    for k in range(n):
+        top = max(top, af[idx[k]])
+    start = np.zeros(top + 2, np.int64)
+    for k in range(n):
+        start[top - af[idx[k]] + 1] += 1
+    for j in range(1, top + 2):
+        start[j] += start[j - 1]
+    pz = np.empty(n, ctype)
+    py = np.empty(n, ctype)
+    px = np.empty(n, ctype)
+    pv = np.empty(n, a.dtype)
+    for k in range(n):
+        i = idx[k]
+        v = af[i]
+        j = start[top - v]
+        start[top - v] += 1
+        px[j] = i % X
+        py[j] = (i // X) % Y
+        pz[j] = i // (X * Y)
+        pv[j] = v
+    return pz, py, px, pv
 
 
-@nb.njit(parallel=True, cache=True)
-def _paint_spheres(mask, order, rz, ry, rx, ra, nchunk):
-    """Paint spheres in ``order`` (largest first); each voxel keeps the first value.
-
-    Returns the int64 map of squared radii on the mask (0 elsewhere). Painting largest
-    first, the first sphere to reach a voxel is its largest, so every voxel is written
-    once; what costs is finding the few spheres that still reach unpainted voxels. Each
-    sphere visits only the bricks (``_BRICK``^3) that it meets and that still hold
-    unpainted mask voxels, and within them only the unpainted voxels of its x-runs, both
-    through union-find "next unpainted" pointers (over bricks along each brick row, over
-    voxels along each voxel row). The result does not depend on that bookkeeping.
-
-    Parallel over z: the planes of bricks go, in turn, to ``nchunk`` tasks; each plane
-    goes through all spheres in ``order`` and paints only its own voxels
-    (:func:`_paint_slab`). A voxel is thus painted by the first sphere in ``order`` that
-    reaches it, as in a serial pass, and every union-find row, brick count and voxel
-    belongs to one plane: the map is the same for any ``nchunk`` and thread count.
-    """
-    B = _BRICK
-    Z, Y, X = mask.shape
-    BZ = (Z + B - 1) // B
-    BY = (Y + B - 1) // B
-    BX = (X + B - 1) // B
+@nb.njit(cache=True)
+def _in_order(order, rz, ry, rx, ra):
+    """The spheres ``k = order[i]`` in that order: int64 centres and squared radii."""
     n = order.shape[0]
-    nt = max(1, min(nchunk, BZ))
-    # the spheres in painting order, with their radius bound
     pz = np.empty(n, np.int64)
     py = np.empty(n, np.int64)
     px = np.empty(n, np.int64)
     pv = np.empty(n, np.int64)
-    pr = np.empty(n, np.int64)
+    for i in range(n):
+        k = order[i]
+        pz[i] = rz[k]
+        py[i] = ry[k]
+        px[i] = rx[k]
+        pv[i] = ra[k]
+    return pz, py, px, pv
+
+
+#: Lowest set bit of a 64-bit word by de Bruijn multiplication: the bit index of ``b``
+#: (a power of two) is ``_DEBRUIJN_INDEX[((b * _DEBRUIJN) >> 58) & 63]``.
+_DEBRUIJN = 0x03F79D71B4CB0A89
+_DEBRUIJN_INDEX = np.array(
+    [0, 1, 48, 2, 57, 49, 28, 3, 61, 58, 50, 42, 38, 29, 17, 4, 62, 55, 59, 36, 53, 51,
+     43, 22, 45, 39, 33, 30, 24, 18, 12, 5, 63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52, 21,
+     44, 32, 23, 11, 46, 26, 40, 15, 34, 20, 31, 10, 25, 14, 19, 9, 13, 8, 7, 6], np.int64)
+
+
+@nb.njit(cache=True)
+def _low_bit(b):
+    """Index of the single set bit of ``b`` (int64)."""
+    return _DEBRUIJN_INDEX[((b * _DEBRUIJN) >> 58) & 63]
+
+
+@nb.njit(cache=True)
+def _isqrt_table(amax):
+    """``isqrt(n)`` for ``0 <= n <= amax`` (int32)."""
+    t = np.empty(amax + 1, np.int32)
+    r = 0
+    for n in range(amax + 1):
+        while (r + 1) * (r + 1) <= n:
+            r += 1
+        t[n] = r
+    return t
+
+
+@nb.njit(cache=True)
+def _nibble(t, qx0, qx1, qx2, qx3):
+    """Bits k (0..3) with ``qx_k <= t``: the voxels of a brick's x-row inside a sphere,
+    ``qx_k`` their squared x offsets, ``t`` what the row's z and y offsets leave."""
+    return (np.int64(qx0 <= t) | (np.int64(qx1 <= t) << 1)
+            | (np.int64(qx2 <= t) << 2) | (np.int64(qx3 <= t) << 3))
+
+
+@nb.njit(cache=True)
+def _paint_slab(mask, bz, plist, j0, j1, pz, py, px, pv, isq, val, out, U, R, TZ):
+    """Paint the slab ``bz`` (voxel planes ``8 bz`` to ``8 bz + 7``) with the spheres
+    ``plist[j0:j1]`` (indices into the painting-order arrays: centres ``pz, py, px``,
+    squared radii ``pv``, values ``val``; in painting order, all those that reach the
+    slab); ``isq``: :func:`_isqrt_table` up to the largest ``pv``. Writes only the rows
+    of ``out`` in the slab.
+
+    Bricks are 8 (z) x 4 (y) x 4 (x) voxels. Work arrays, the caller's: ``U[2 (by * BX +
+    bx) + h]`` the bit mask of the unpainted mask voxels of the slab's brick (by, bx) in
+    its lower (h = 0) or upper (h = 1) 4 voxel planes (bit ``16 dz + 4 dy + dx``);
+    ``R[by * NW + bx // 64]`` bit ``bx % 64`` set while that brick has any; ``TZ``: 8
+    scratch values. A sphere goes, on each row of bricks it meets, through the set bits
+    of ``R`` in its x-extent and paints in each such brick ``U & (its voxels)``: all of
+    ``U`` when the brick lies inside it, else the bits of the brick's rows inside it; and
+    clears them in ``U``."""
+    Z, Y, X = mask.shape
+    BY = (Y + 3) >> 2
+    BX = (X + 3) >> 2
+    NW = (BX + 63) >> 6
+    lz = bz << 3
+    hz = min(lz + 7, Z - 1)
+    one = np.int64(1)
+    for bi in range(2 * BY * BX):
+        U[bi] = 0
+    for z in range(lz, hz + 1):
+        h = (z - lz) >> 2
+        for y in range(Y):
+            rowb = (y >> 2) * BX
+            sh = ((z - lz) & 3) * 16 + (y & 3) * 4
+            for x in range(X):
+                out[z, y, x] = 0
+                if mask[z, y, x]:
+                    U[2 * (rowb + (x >> 2)) + h] |= one << (sh + (x & 3))
+    for wi in range(BY * NW):
+        R[wi] = 0
+    for by in range(BY):
+        for bx in range(BX):
+            bi = by * BX + bx
+            if U[2 * bi] | U[2 * bi + 1] != 0:
+                R[by * NW + (bx >> 6)] |= one << (bx & 63)
+    for j in range(j0, j1):
+        i = plist[j]
+        z = np.int64(pz[i])
+        y = np.int64(py[i])
+        x = np.int64(px[i])
+        v = pv[i]
+        # nearest and farthest z offsets of the slab from the centre; what the squared
+        # z offset of each of its 8 voxel planes leaves of v
+        dzn = lz - z if z < lz else (z - hz if z > hz else 0)
+        dzf = max(abs(lz - z), abs(hz - z))
+        for k in range(8):
+            TZ[k] = v - (lz + k - z) * (lz + k - z)
+        tzn = v - dzn * dzn
+        s = np.int64(isq[tzn])  # y half-extent of the sphere on the nearest voxel plane
+        for by in range(max(y - s, 0) >> 2, (min(y + s, Y - 1) >> 2) + 1):
+            ly = by << 2
+            hy = min(ly + 3, Y - 1)
+            dyn = ly - y if y < ly else (y - hy if y > hy else 0)
+            dyf = max(abs(ly - y), abs(hy - y))
+            wn = np.int64(isq[tzn - dyn * dyn])  # x half-extent on the nearest voxel row
+            bx0 = max(x - wn, 0) >> 2
+            bx1 = min(x + wn, X - 1) >> 2
+            for wi in range(bx0 >> 6, (bx1 >> 6) + 1):
+                word = R[by * NW + wi]
+                if word == 0:
+                    continue
+                lo = max(bx0 - 64 * wi, 0)
+                hi = min(bx1 - 64 * wi, 63)
+                word &= (-one << lo) & (((one << hi) << 1) - 1)
+                while word != 0:
+                    low = word & -word
+                    word ^= low
+                    bx = 64 * wi + _low_bit(low)
+                    bi = 2 * (by * BX + bx)
+                    u0 = U[bi]
+                    u1 = U[bi + 1]
+                    lx = bx << 2
+                    hx = min(lx + 3, X - 1)
+                    dxf = max(abs(lx - x), abs(hx - x))
+                    if dzf * dzf + dyf * dyf + dxf * dxf <= v:
+                        P0 = u0  # the brick lies inside the sphere
+                        P1 = u1
+                    else:
+                        qy0 = (ly - y) * (ly - y)
+                        qy1 = (ly + 1 - y) * (ly + 1 - y)
+                        qy2 = (ly + 2 - y) * (ly + 2 - y)
+                        qy3 = (ly + 3 - y) * (ly + 3 - y)
+                        qx0 = (lx - x) * (lx - x)
+                        qx1 = (lx + 1 - x) * (lx + 1 - x)
+                        qx2 = (lx + 2 - x) * (lx + 2 - x)
+                        qx3 = (lx + 3 - x) * (lx + 3 - x)
+                        P0 = np.int64(0)
+                        P1 = np.int64(0)
+                        for k in range(8):
+                            u = u0 if k < 4 else u1
+                            layer = (u >> (16 * (k & 3))) & 0xFFFF
+                            tz = TZ[k]
+                            if layer == 0 or tz < 0:
+                                continue
+                            lay = layer & (_nibble(tz - qy0, qx0, qx1, qx2, qx3)
+                                           | (_nibble(tz - qy1, qx0, qx1, qx2, qx3) << 4)
+                                           | (_nibble(tz - qy2, qx0, qx1, qx2, qx3) << 8)
+                                           | (_nibble(tz - qy3, qx0, qx1, qx2, qx3) << 12))
+                            if k < 4:
+                                P0 |= lay << (16 * k)
+                            else:
+                                P1 |= lay << (16 * (k - 4))
+                        if P0 == 0 and P1 == 0:
+                            continue
+                    r0 = u0 & ~P0
+                    r1 = u1 & ~P1
+                    U[bi] = r0
+                    U[bi + 1] = r1
+                    if r0 == 0 and r1 == 0:
+                        R[by * NW + wi] &= ~low
+                    vi = val[i]
+                    while P0 != 0:
+                        lowp = P0 & -P0
+                        P0 ^= lowp
+                        b = _low_bit(lowp)
+                        out[lz + (b >> 4), ly + ((b >> 2) & 3), lx + (b & 3)] = vi
+                    while P1 != 0:
+                        lowp = P1 & -P1
+                        P1 ^= lowp
+                        b = _low_bit(lowp)
+                        out[lz + 4 + (b >> 4), ly + ((b >> 2) & 3), lx + (b & 3)] = vi
+
+
+@nb.njit(parallel=True, cache=True)
+def _paint(mask, pz, py, px, pv, val, out, nchunk, itype):
+    """Paint the spheres ``i`` (centre ``pz[i], py[i], px[i]``, squared radius ``pv[i]``,
+    largest first) in order: each mask voxel gets the ``val[i]`` of the first sphere that
+    holds it; ``out`` is 0 elsewhere.
+
+    Painting largest first, the first sphere to reach a voxel is its largest, so every
+    voxel is written once; what costs is finding the few spheres that still reach
+    unpainted voxels. The unpainted mask voxels of each brick (8 x 4 x 4 voxels) are two
+    64-bit masks, with a bit mask of the bricks with any left along each row of bricks:
+    a sphere visits only bricks with unpainted voxels in its extent, and paints each
+    with a few bit operations (:func:`_paint_slab`). The result does not depend on that
+    bookkeeping.
+
+    Parallel over z: the slabs of bricks go, in turn, to ``nchunk`` tasks; each slab
+    goes through the spheres that reach it, in order, and paints only its own voxels. A
+    voxel is thus painted by the first sphere in order that reaches it, as in a serial
+    pass, and every voxel belongs to one slab: the map is the same for any ``nchunk``
+    and thread count.
+    """
+    Z, Y, X = mask.shape
+    BZ = (Z + 7) >> 3
+    BY = (Y + 3) >> 2
+    BX = (X + 3) >> 2
+    NW = (BX + 63) >> 6
+    n = pz.shape[0]
+    nt = max(1, min(nchunk, BZ))
+    isq = _isqrt_table(pv[0] if n > 0 else 0)
+    # per slab, the spheres that reach it, in order
+    start = np.zeros(BZ + 1, np.int64)
+    for i in range(n):
+        z = np.int64(pz[i])
+        r = np.int64(isq[pv[i]])
+        for bz in range(max(z - r, 0) >> 3, (min(z + r, Z - 1) >> 3) + 1):
+            start[bz + 1] += 1
+    for bz in range(BZ):
+        start[bz + 1] += start[bz]
+    fill = start[:BZ].copy()
+    plist = np.empty(start[BZ], itype)
+    for i in range(n):
+        z = np.int64(pz[i])
+        r = np.int64(isq[pv[i]])
+        for bz in range(max(z - r, 0) >> 3, (min(z + r, Z - 1) >> 3) + 1):
+            plist[fill[bz]] = i
+            fill[bz] += 1
     for t in prange(nt):
-        for i in range(t * n // nt, (t + 1) * n // nt):
-            k = order[i]
-            pz[i] = rz[k]
-            py[i] = ry[k]
-            px[i] = rx[k]
-            pv[i] = ra[k]
-            pr[i] = _isqrt(ra[k])
-    out = np.empty((Z, Y, X), np.int64)
-    nx = np.empty(Z * Y * (X + 1), np.int64)
-    left = np.empty(BZ * BY * BX, np.int64)
-    nb_ = np.empty(BZ * BY * (BX + 1), np.int64)
-    for t in prange(nt):
+        U = np.empty(2 * BY * BX, np.int64)
+        R = np.empty(BY * NW, np.int64)
+        TZ = np.empty(8, np.int64)
         for bz in range(t, BZ, nt):
-            _paint_slab(mask, bz, pz, py, px, pv, pr, out, nx, left, nb_)
+            _paint_slab(mask, bz, plist, start[bz], start[bz + 1], pz, py, px, pv, isq,
+                        val, out, U, R, TZ)
+
+
+def _paint_spheres(mask, order, rz, ry, rx, ra, nchunk):
+    """Paint the spheres ``k`` (centre ``rz[k], ry[k], rx[k]``, squared radius
+    ``ra[k]``) in ``order`` (largest first); each mask voxel keeps the first value.
+
+    Returns the int64 map of squared radii on the mask (0 elsewhere); the same for any
+    ``nchunk`` and thread count (:func:`_paint`)."""
+    m = np.ascontiguousarray(mask, dtype=bool)
+    pz, py, px, pv = _in_order(np.asarray(order, np.int64), rz, ry, rx, ra)
+    out = np.empty(m.shape, np.int64)
+    _paint(m, pz, py, px, pv, pv, out, nchunk, _index_type(len(pv)))
+    return out
+
+
+@nb.njit(cache=True)
+def _diameters(pv, scale):
+    """float32 ``scale * sqrt(pv)``, as ``(scale * np.sqrt(pv.astype(float))).astype(
+    np.float32)`` gives."""
+    d = np.empty(pv.shape[0], np.float32)
+    vr = -1
+    dr = np.float32(0.0)
+    for i in range(pv.shape[0]):
+        if pv[i] != vr:
+            vr = pv[i]
+            dr = np.float32(scale * math.sqrt(np.float64(vr)))
+        d[i] = dr
+    return d
+
+
+def _index_type(n: int):
+    """int32 for indices and coordinates below ``n``, where it holds them, else int64."""
+    return np.int32 if n <= np.iinfo(np.int32).max else np.int64
+
+
+def _thickness_map(m: np.ndarray, voxel_um: float) -> np.ndarray:
+    """The float32 local thickness map of the structure ``m`` (a C-contiguous bool mask
+    with both structure and background), 0 elsewhere: the EDT, its distance ridge, and
+    the ridge spheres painted largest first with their diameters (module docstring)."""
+    a = _squared_edt(m)
+    need = _containment_tables(int(a.max()))
+    pz, py, px, pv = _ridge_in_order(a, _ridge_flat(a, need), _index_type(max(m.shape)))
+    del a
+    out = np.empty(m.shape, np.float32)
+    _paint(m, pz, py, px, pv, _diameters(pv, 2.0 * voxel_um), out, nb.get_num_threads(),
+           _index_type(len(pv)))
+    return out
+
+
+@nb.njit(cache=True)
+def _values_on(t, m):
+    """``t[m]`` (C order) for a C-contiguous ``t`` and ``m``."""
+    tf = t.reshape(-1)
+    mf = m.reshape(-1)
+    n = 0
+    for i in range(mf.shape[0]):
+        n += mf[i]
+    out = np.empty(n, t.dtype)
+    k = 0
+    for i in range(mf.shape[0]):
+        if mf[i]:
+            out[k] = tf[i]
+            k += 1
     return out
 
 
@@ -341,21 +710,58 @@ def local_thickness(mask: np.ndarray, voxel_um: float) -> np.ndarray:
         voxel has no defined thickness: NaN on the mask.
     """
     m = np.ascontiguousarray(_check_args(mask, voxel_um))
-    out = np.zeros(m.shape, np.float32)
     if not m.any():
-        return out
+        return np.zeros(m.shape, np.float32)
     if m.all():
-        out[:] = np.nan
-        return out
-    edt = ndimage.distance_transform_edt(m)
-    a = np.rint(edt * edt).astype(np.int64)  # exact integer squared distances
-    a[~m] = 0
-    need = _containment_tables(int(a.max()))
-    rz, ry, rx, ra = _distance_ridge(a, need)
-    order = np.argsort(-ra, kind="stable")
-    painted = _paint_spheres(m, order, rz, ry, rx, ra, nb.get_num_threads())
-    out[m] = (2.0 * voxel_um) * np.sqrt(painted[m].astype(np.float64))
-    return out
+        return np.full(m.shape, np.nan, np.float32)
+    return _thickness_map(m, voxel_um)
+
+
+def _mean_thickness(m: np.ndarray, voxel_um: float) -> float:
+    """Mean local thickness over the structure ``m``: ``local_thickness(m,
+    voxel_um)[m].mean(dtype=np.float64)``, without the NaN map of a full ``m``; NaN when
+    ``m`` is empty or full."""
+    m = np.ascontiguousarray(m)
+    if not m.any() or m.all():
+        return float("nan")  # no structure, or no background: no thickness
+    return float(_values_on(_thickness_map(m, voxel_um), m).mean(dtype=np.float64))
+
+
+@nb.njit(cache=True)
+def _axis_pairs(d, u):
+    """The voxel-index pairs along one axis of the pairs (p, p + u) that
+    :func:`_crofton_transitions` counts, with their weight in half units: for ``u = 0``
+    every (c, c), weight 2; for ``u = +-1`` the pairs (c, c + u) inside the axis,
+    weight 2, and the two straddling a wall, (0, 0) and (d - 1, d - 1) with the edge
+    voxel replicated, weight 1."""
+    if u == 0:
+        m = d
+    else:
+        m = d + 1
+    c0 = np.empty(m, np.int64)
+    c1 = np.empty(m, np.int64)
+    w = np.empty(m, np.int64)
+    if u == 0:
+        for c in range(d):
+            c0[c] = c
+            c1[c] = c
+            w[c] = 2
+        return c0, c1, w
+    c0[0] = 0
+    c1[0] = 0
+    w[0] = 1
+    for c in range(d - 1):
+        if u > 0:
+            c0[c + 1] = c
+            c1[c + 1] = c + 1
+        else:
+            c0[c + 1] = c + 1
+            c1[c + 1] = c
+        w[c + 1] = 2
+    c0[d] = d - 1
+    c1[d] = d - 1
+    w[d] = 1
+    return c0, c1, w
 
 
 @nb.njit(cache=True)
@@ -363,45 +769,38 @@ def _crofton_transitions(b, dirs, dir_class):
     """Weighted count of bone/marrow transitions per direction class.
 
     Pairs (p, p + u) whose midpoint lies on a domain wall read the replicated edge voxel
-    and count 1/2 per wall they straddle; pairs beyond the walls count 0.
+    and count 1/2 per wall they straddle; pairs beyond the walls count 0. Counted in
+    integers (eighths), so the float counts are exact and do not depend on the order of
+    the sums.
     """
     Z, Y, X = b.shape
-    dims = (Z, Y, X)
     counts = np.zeros(3)
     for k in range(dirs.shape[0]):
-        lo = np.empty(3, np.int64)
-        hi = np.empty(3, np.int64)
-        for i in range(3):
-            if dirs[k, i] == 0:
-                lo[i] = 0
-                hi[i] = dims[i] - 1
-            elif dirs[k, i] == 1:
-                lo[i] = -1
-                hi[i] = dims[i] - 1
-            else:
-                lo[i] = 0
-                hi[i] = dims[i]
         uz, uy, ux = dirs[k, 0], dirs[k, 1], dirs[k, 2]
-        total = 0.0
-        for z in range(lo[0], hi[0] + 1):
-            wz = 0.5 if (uz != 0 and (z == lo[0] or z == hi[0])) else 1.0
-            z0 = min(max(z, 0), Z - 1)
-            z1 = min(max(z + uz, 0), Z - 1)
-            for y in range(lo[1], hi[1] + 1):
-                wy = 0.5 if (uy != 0 and (y == lo[1] or y == hi[1])) else 1.0
-                y0 = min(max(y, 0), Y - 1)
-                y1 = min(max(y + uy, 0), Y - 1)
-                row = 0.0
-                for x in range(lo[2], hi[2] + 1):
-                    x0 = min(max(x, 0), X - 1)
-                    x1 = min(max(x + ux, 0), X - 1)
-                    if b[z0, y0, x0] != b[z1, y1, x1]:
-                        if ux != 0 and (x == lo[2] or x == hi[2]):
-                            row += 0.5
-                        else:
-                            row += 1.0
-                total += wz * wy * row
-        counts[dir_class[k]] += total
+        z0s, z1s, wzs = _axis_pairs(Z, uz)
+        y0s, y1s, wys = _axis_pairs(Y, uy)
+        total = 0  # eighths of a transition
+        for iz in range(z0s.shape[0]):
+            z0 = z0s[iz]
+            z1 = z1s[iz]
+            for iy in range(y0s.shape[0]):
+                r0 = b[z0, y0s[iy]]
+                r1 = b[z1, y1s[iy]]
+                n = 0  # transitions inside the row (weight 1)
+                e = 0  # transitions straddling an x wall (weight 1/2)
+                if ux == 0:
+                    for x in range(X):
+                        n += r0[x] != r1[x]
+                else:
+                    e = (r0[0] != r1[0]) + (r0[X - 1] != r1[X - 1])
+                    if ux > 0:
+                        for x in range(X - 1):
+                            n += r0[x] != r1[x + 1]
+                    else:
+                        for x in range(X - 1):
+                            n += r0[x + 1] != r1[x]
+                total += wzs[iz] * wys[iy] * (2 * n + e)
+        counts[dir_class[k]] += total / 8.0
     return counts
 
 
@@ -424,12 +823,6 @@ def bone_surface_area_um2(bone: np.ndarray, voxel_um: float) -> float:
     return math.fsum((counts * _CROFTON_K).tolist()) * voxel_um**2
 
 
-def _mean_on(values: np.ndarray, where: np.ndarray) -> float:
-    if not where.any():
-        return float("nan")
-    return float(values[where].mean(dtype=np.float64))
-
-
 def trabecular_morphometry(bone: np.ndarray, voxel_um: float) -> dict[str, float]:
     """Standard 3D trabecular morphometry of a bone mask (BoneJ / CTAn definitions).
 
@@ -447,9 +840,9 @@ def trabecular_morphometry(bone: np.ndarray, voxel_um: float) -> dict[str, float
     n = b.size
     nbone = int(np.count_nonzero(b))
     bv_tv = nbone / n if n else float("nan")
-    tb_th = _mean_on(local_thickness(b, voxel_um), b)
+    tb_th = _mean_thickness(b, voxel_um)
     marrow = ~b
-    tb_sp = _mean_on(local_thickness(marrow, voxel_um), marrow)
+    tb_sp = _mean_thickness(marrow, voxel_um)
     tb_n = bv_tv / tb_th * 1000.0 if np.isfinite(tb_th) and tb_th > 0 else float("nan")
     bs = bone_surface_area_um2(b, voxel_um) if n else float("nan")
     bs_bv = bs / (nbone * voxel_um**3) * 1000.0 if nbone else float("nan")
