@@ -175,6 +175,16 @@ def _cmd_validate(a) -> int:
         return 2
 
 
+def _cmd_calibrate(a) -> int:
+    from .calibration import cli as calibrate
+
+    try:
+        return calibrate.main(a)
+    except ValueError as e:  # bad file, key, folder: one line, status 2
+        print(f"niche: error: {e}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .provenance import __version__
 
@@ -244,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="run the validation targets V1-V12 (biology.md 3)")
     validate.add_arguments(v)
     v.set_defaults(func=_cmd_validate)
+    from .calibration import cli as calibrate_cli
+
+    c = sub.add_parser("calibrate", help="fit scenario parameters to validation rows "
+                                         "(ABC-SMC, pyABC)")
+    calibrate_cli.add_arguments(c)
+    c.set_defaults(func=_cmd_calibrate)
     from .experiments.cli import add_subcommands as add_experiment
 
     add_experiment(sub)

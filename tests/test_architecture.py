@@ -4,7 +4,7 @@ Layers, left to right (a module may import its own package and any layer to its 
 never one to its right, nor a sibling package of its own layer)::
 
     provenance, kernels -> scenario -> core -> {biology, io} -> runner -> experiments
-    -> validation -> {viz, tools} -> cli
+    -> validation -> {viz, tools, calibration} -> cli
 
 ``niche/__init__.py`` is the facade over all of them; no module inside imports it.
 Imports under ``if TYPE_CHECKING:`` are annotations only and do not count; imports inside
@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runner",),
     ("experiments",),
     ("validation",),
-    ("viz", "tools"),
+    ("viz", "tools", "calibration"),
     ("cli",),
 )
 RANK = {top: i for i, group in enumerate(LAYERS) for top in group}

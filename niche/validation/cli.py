@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              f"in-vivo arms keep their days but run on "
                              f"{'x'.join(map(str, QUICK_SHAPE))} voxels unless --shape")
     parser.add_argument("--workers", "-w", type=int, default=None, metavar="W",
-                        help="dask worker processes (default: CPU count), 1 thread each")
+                        help="dask worker processes (default: CPU count), 1 thread each; 0 "
+                             "runs every task here, one after another")
     parser.add_argument("--out", "-o", default="validation", metavar="DIR",
                         help="report folder (default validation/)")
     parser.add_argument("--rows", default=None, metavar="V1,V5",

@@ -39,11 +39,15 @@ from .report import Report, seed_text, write_report
 from .rows import ARMS, ROWS, Row, RowResult, parse_rows
 
 __all__ = [
-    "QUICK_ROWS", "QUICK_REPLICATES", "DEFAULT_REPLICATES", "QUICK_SHAPE", "FULL_SHAPE",
+    "CALIBRATION_SEED_BASE", "QUICK_ROWS", "QUICK_REPLICATES", "DEFAULT_REPLICATES",
+    "QUICK_SHAPE", "FULL_SHAPE",
     "evaluate", "evaluate_saved", "run_validation",
 ]
 
 NAN = float("nan")
+#: seeds from here on (2**62) are reserved for calibrations (``niche calibrate``): no
+#: validation may use them, so no validation reuses a seed a calibration was fitted on
+CALIBRATION_SEED_BASE = 2 ** 62
 #: rows run by ``--quick`` when no ``--rows`` are given (cheap in-vitro arms)
 QUICK_ROWS: tuple[str, ...] = ("V10", "V11")
 QUICK_REPLICATES = 2
@@ -82,9 +86,11 @@ def _needed_arms(sel: Sequence[Row], arms: Mapping[str, Arm]) -> list[str]:
     return needed
 
 
-def _seed_block(first_seed: int, replicates: int) -> list[int]:
+def _seed_block(first_seed: int, replicates: int, calibration: bool = False) -> list[int]:
     """Seeds ``first_seed .. first_seed + replicates - 1``; a bad count or first seed (the
-    last seed must fit :data:`~niche.config.MAX_SEED`) is a ValueError."""
+    last seed must fit :data:`~niche.config.MAX_SEED`) is a ValueError, and so is a block
+    reaching the seeds reserved for calibrations (:data:`CALIBRATION_SEED_BASE` and above)
+    unless ``calibration`` (only ``niche calibrate`` runs those)."""
     if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) \
             or replicates < 1:
         raise ValueError(f"bad --replicates {replicates!r}: must be an integer >= 1")
@@ -92,6 +98,14 @@ def _seed_block(first_seed: int, replicates: int) -> list[int]:
             or not 0 <= first_seed <= MAX_SEED - int(replicates) + 1:
         raise ValueError(f"bad --first-seed {first_seed!r}: must be an integer with "
                          f"0 <= first seed and last seed (first + replicates - 1) <= {MAX_SEED}")
+    last = int(first_seed) + int(replicates) - 1
+    if calibration != (int(first_seed) >= CALIBRATION_SEED_BASE) or (
+            not calibration and last >= CALIBRATION_SEED_BASE):
+        if calibration:
+            raise ValueError(f"calibration seeds start above {CALIBRATION_SEED_BASE}")
+        raise ValueError(f"bad --first-seed {first_seed!r}: seeds from {CALIBRATION_SEED_BASE} "
+                         "(2**62) on are reserved for calibrations, so that no validation "
+                         "reuses a seed a calibration was fitted on")
     return list(range(int(first_seed), int(first_seed) + int(replicates)))
 
 
@@ -198,7 +212,7 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
                    table: Sequence[Row] = ROWS, arms: Mapping[str, Arm] | None = None,
                    client: Any = None,
                    overrides: Sequence[str] | Mapping[str, Any] | None = None,
-                   first_seed: int = 1) -> Report:
+                   first_seed: int = 1, calibration: bool = False) -> Report:
     """Run the arms behind ``rows`` (ids; default all, or :data:`QUICK_ROWS` in quick mode)
     with ``replicates`` seeds each (default 5; 2 in quick mode) on a local dask cluster of
     ``workers`` processes (default ``os.cpu_count()``, at most one per task), evaluate the
@@ -210,7 +224,9 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
     after the arm's own: a sensitivity check of the rows. Every arm's scenario is loaded
     with them before any run starts, so a bad key fails at once.
     ``first_seed``: the seeds are ``first_seed .. first_seed + replicates - 1`` (default
-    1..N); another block of seeds is an out-of-sample check of the same rows.
+    1..N); another block of seeds is an out-of-sample check of the same rows. Seeds from
+    ``CALIBRATION_SEED_BASE`` on are refused unless ``calibration`` (``niche calibrate``
+    runs those, and only those). ``workers=0`` runs every task here, one after another.
     Bad input raises ValueError with a one-line message.
     """
     t0 = time.perf_counter()
@@ -221,10 +237,11 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
     sel = parse_rows(rows, table)
     if replicates is None:
         replicates = QUICK_REPLICATES if quick else DEFAULT_REPLICATES
-    seeds = _seed_block(first_seed, replicates)
+    seeds = _seed_block(first_seed, replicates, calibration)
     if workers is not None and (isinstance(workers, bool) or int(workers) != workers
-                                or workers < 1):
-        raise ValueError(f"bad --workers {workers!r}: must be an integer >= 1")
+                                or workers < 0):
+        raise ValueError(f"bad --workers {workers!r}: must be an integer >= 1 (0: serial, "
+                         "in this process)")
     shp = parse_shape(shape)
     if shp is None and quick:
         shp = QUICK_SHAPE
@@ -237,7 +254,8 @@ def run_validation(rows: str | Sequence[str] | None = None, replicates: int | No
             load_scenario(arms[a].scenario, task_overrides(arms[a], shp, extra))
     exp = validation_experiment({a: arms[a] for a in needed}, seeds, shp, extra)
     n_runs = len(needed) * len(seeds)
-    n_workers = max(1, min(int(workers or os.cpu_count() or 1), n_runs))
+    n_workers = 0 if workers == 0 else max(1, min(int(workers or os.cpu_count() or 1),
+                                                  n_runs))
     if client is not None:
         n_workers = len(client.scheduler_info().get("workers", {})) or n_workers
     if progress:
