@@ -165,3 +165,16 @@ source = "test range"
     assert "V10: predictive median" in out
     assert cli_main(["calibrate", str(cfg), "--out", str(tmp_path / "out")]) == 2
     assert "already holds a calibration" in capsys.readouterr().err
+
+
+def _deterministic_toy(v):
+    return {"T": 2.0 * v["a"]}
+
+
+def test_particles_on_a_local_dask_cluster(tmp_path):
+    """--workers 2: the particles of each generation run on a local dask cluster."""
+    s = calibrate(toy_config(population=16, generations=2, predictive=2), tmp_path,
+                  simulate=_deterministic_toy, workers=2, progress=None)
+    lo, hi = s["parameters"]["a"]["ci95"]
+    assert 0.0 <= lo < hi <= 1.0 and s["generations"] == 2
+    assert s["simulations"] >= 32

@@ -8,7 +8,8 @@ in units of the interval's width (0 inside; a row whose effect cannot be compute
 :data:`MISSING_DISTANCE`). pyABC runs the generations (its median epsilon schedule and
 multivariate normal transitions) and keeps them in ``<out>/abc.db`` (SQLite), so a stopped
 calibration resumes with ``--resume``; particles run one after another here, on a local
-dask cluster (``--workers N``) or on a running scheduler (``--scheduler ADDR``).
+dask cluster (``--workers N``) or on a running scheduler (``--scheduler ADDR``), a
+generation's batch of particles mapped onto it.
 
 At the end it writes to ``<out>``: ``posterior.csv`` (the last generation's particles,
 their parameter values and weights), ``posterior.json`` (weighted mean, median and 95 %
@@ -18,9 +19,9 @@ interval per parameter, the adopted point = the weighted median, and the run's b
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -150,17 +151,21 @@ def calibrate(config: CalibrationConfig | str | Path | dict, out_dir: str | Path
         return float(sum(row_distance(x[r], *targets[r]) for r in cfg.rows))
 
     np.random.seed(cfg.seed)  # pyABC draws from numpy's global generator
-    client = None
-    if scheduler is not None or workers > 1:
-        from distributed import Client
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None or workers > 1:
+            from distributed import Client
 
-        from ..experiments.execution import local_client
+            from ..experiments.execution import local_client
 
-        client = Client(scheduler) if scheduler else local_client(workers)
-        sampler = pyabc.sampler.DaskDistributedSampler(client, default_pickle=False)
-    else:
-        sampler = pyabc.sampler.SingleCoreSampler()
-    try:
+            client = stack.enter_context(Client(scheduler) if scheduler
+                                         else local_client(workers))
+
+            def dask_map(fn, items):  # one generation's batch of particles on the cluster
+                return client.gather(client.map(fn, list(items), pure=False))
+
+            sampler = pyabc.sampler.MappingSampler(map_=dask_map)
+        else:
+            sampler = pyabc.sampler.SingleCoreSampler()
         abc = pyabc.ABCSMC(model, prior, distance, population_size=cfg.population,
                            sampler=sampler,
                            eps=pyabc.epsilon.MedianEpsilon(initial_epsilon="from_sample"))
@@ -180,9 +185,6 @@ def calibrate(config: CalibrationConfig | str | Path | dict, out_dir: str | Path
             abc.run(minimum_epsilon=cfg.min_epsilon, max_nr_populations=left)
         history = abc.history
         summary = _summarise(cfg, history, simulate, out)
-    finally:
-        if client is not None:
-            client.close()
     if progress:
         progress(f"wrote {out / 'report.md'}")
     return summary
