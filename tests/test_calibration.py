@@ -178,3 +178,12 @@ def test_particles_on_a_local_dask_cluster(tmp_path):
     lo, hi = s["parameters"]["a"]["ci95"]
     assert 0.0 <= lo < hi <= 1.0 and s["generations"] == 2
     assert s["simulations"] >= 32
+
+
+def test_the_callers_global_random_state_is_left_alone(tmp_path):
+    np.random.seed(123)
+    want = np.random.random()
+    np.random.seed(123)
+    calibrate(toy_config(population=8, generations=1, predictive=0), tmp_path,
+              simulate=_deterministic_toy, progress=None)
+    assert np.random.random() == want

@@ -150,8 +150,11 @@ def calibrate(config: CalibrationConfig | str | Path | dict, out_dir: str | Path
     def distance(x, x0):
         return float(sum(row_distance(x[r], *targets[r]) for r in cfg.rows))
 
-    np.random.seed(cfg.seed)  # pyABC draws from numpy's global generator
     with contextlib.ExitStack() as stack:
+        # pyABC draws only from numpy's global generator: seed it from the file for this
+        # calibration and give the caller's state back afterwards
+        stack.callback(np.random.set_state, np.random.get_state())
+        np.random.seed(cfg.seed)
         if scheduler is not None or workers > 1:
             from distributed import Client
 
