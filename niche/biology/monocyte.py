@@ -5,7 +5,8 @@ osteoclast lineage (``PRE_OSTEOCLAST``) at ``commitment_per_day * drive``::
 
     drive = M-CSF * R * (1 + TNF and IL-17 potentiation) * inhibition
     R     = free RANKL / (free RANKL + K),
-    free RANKL = (soluble RANKL + membrane RANKL of the bone surface) / (1 + OPG / K_opg)
+    free RANKL = (soluble RANKL + membrane RANKL of the bone surface)
+                 / (1 + OPG / K_opg [+ anti-RANKL antibody / K_d, when given])
     inhibition = 1/(1 + (SCFA/K)^h) * 1/(1 + IL10/K) * 1/(1 + CGRP/K) * 1/(1 + IL4/K)
                  * (1 - block of the IL-2 interferon programme, if on)
                  * (1 - CTLA-4 block, while touching a Treg)
@@ -37,10 +38,16 @@ __all__ = ["decide", "commitment_drive", "il2_signal", "rankl_signal", "rates"]
 
 def rankl_signal(ctx: Ctx, s: np.ndarray, on_bone: np.ndarray) -> np.ndarray:
     """RANK occupancy of cells ``s``: soluble RANKL plus the membrane RANKL of the bone
-    surface for cells touching bone, with OPG as decoy."""
+    surface for cells touching bone, with OPG, and an anti-RANKL antibody when given, as
+    decoys: ``free = RANKL / (1 + OPG / opg_k_pM + drug / kd_pM)``."""
     p = ctx.P.monocyte
     rankl = ctx.conc("RANKL", s) + osteoblast.surface_rankl_pM(ctx, s, on_bone)
-    free = rankl / (1.0 + ctx.conc("OPG", s) / p.opg_k_pM)
+    drug = ctx.host.anti_rankl_marrow_pM
+    if drug > 0.0:  # an anti-RANKL antibody: a second decoy (niche.scenario.therapy)
+        decoy = drug / ctx.model.scenario.anti_rankl.kd_pM
+        free = rankl / (1.0 + ctx.conc("OPG", s) / p.opg_k_pM + decoy)
+    else:
+        free = rankl / (1.0 + ctx.conc("OPG", s) / p.opg_k_pM)
     return occupancy(free, p.rankl_k_pM)
 
 

@@ -20,6 +20,9 @@
   some soluble RANKL and most of the OPG, so more osteoblasts mean less free RANKL
   (the osteoblast-to-osteoclast inhibition of Komarova 2003).
 - **Survival**: Wnt10b lowers the death rate below ``1/lifespan`` (Almeida 2005).
+- **Intermittent PTH** (``[pth]``, :mod:`niche.scenario.therapy`): while a pulse occupies
+  PTH1R, recruitment rises by ``1 + recruit_gain * signal`` and the death rate falls by
+  ``1 + survival_gain * signal`` (Jilka 1999; Li 2020).
 Lifespan and motility come from ``[cells.osteoblast]``.
 Parameters: :class:`~niche.scenario.biology.OsteoblastParams`.
 """
@@ -30,6 +33,7 @@ import numpy as np
 from ..core.cells import TYPE_CODES
 from ..core.generic_rules import formation_um3
 from ..core.lattice import face_neighbour_any
+from ..scenario.therapy import pth_recruit_factor, pth_survival_factor
 from .context import Ctx, add_rate, hazard, occupancy
 
 __all__ = ["recruit", "recruit_signal", "rates", "mechanostat", "apparent_strain",
@@ -87,6 +91,9 @@ def recruit(ctx: Ctx) -> None:
 
     face_mm2 = (lat.voxel_um * 1e-3) ** 2
     base = p.recruit_per_mm2_per_day * face_mm2 * mechanostat(ctx) * estrogen_recruit_factor(ctx)
+    pth = ctx.host.pth_serum_pM
+    if pth > 0.0:  # an intermittent PTH pulse (niche.scenario.therapy)
+        base = base * pth_recruit_factor(m.scenario.pth, pth)
     rate = base * recruit_signal(p, at("TGFb"), at("WNT10B"), at("CGRP"))
     hit = ctx.rng.random(cand.size) < hazard(rate, ctx.dt)
     if hit.any():
@@ -95,10 +102,15 @@ def recruit(ctx: Ctx) -> None:
 
 def death_rate(ctx: Ctx, s: np.ndarray, lifespan_days: float) -> np.ndarray:
     """Death rate (1/day) of osteoblasts ``s``: ``1/lifespan`` lowered by Wnt10b, which
-    prevents osteoblast apoptosis (Almeida 2005; Bennett 2005)."""
+    prevents osteoblast apoptosis (Almeida 2005; Bennett 2005), and during a PTH pulse by
+    ``1 + survival_gain * signal`` (Jilka 1999; ``[pth]``)."""
     p = ctx.P.osteoblast
     w = occupancy(ctx.conc("WNT10B", s), p.wnt10b_k_pM)
-    return (1.0 / lifespan_days) / (1.0 + p.wnt10b_survival_gain * w)
+    rate = (1.0 / lifespan_days) / (1.0 + p.wnt10b_survival_gain * w)
+    pth = ctx.host.pth_serum_pM
+    if pth > 0.0:  # PTH pulses prevent osteoblast apoptosis (Jilka 1999)
+        rate = rate / pth_survival_factor(ctx.model.scenario.pth, pth)
+    return rate
 
 
 def _lineage_rankl(ctx: Ctx, s: np.ndarray) -> np.ndarray:

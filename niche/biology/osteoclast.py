@@ -13,7 +13,10 @@
 - **Apoptosis** at ``apoptosis_per_day * (1 + gain * estrogen) * (1 + TGF-beta term)``:
   estrogen favours osteoclast apoptosis (Nakamura 2007), so it lengthens their life after
   OVX; TGF-beta released by resorption induces it (Hughes 1996; the negative feedback of
-  the Lemaire 2004 / Pivonka 2008 models), so resorption limits itself.
+  the Lemaire 2004 / Pivonka 2008 models), so resorption limits itself. A bisphosphonate
+  bound to the mineral (``[bisphosphonate]``, :mod:`niche.scenario.therapy`) adds
+  ``max_apoptosis_per_day * B / (B + K)`` for resorbing cells only: they take the drug up
+  from the bone they dissolve (Rogers 2011; Vegger 2018).
 - **Nuclear turnover**: each nucleus leaves at ``nucleus_loss_per_day`` (fission into
   osteomorphs, McDonald 2021; nuclei renewed by fusion, Jacome-Galarza 2019), so the size
   of a long-lived syncytium, and its resorption, follows the supply of new precursors; a
@@ -27,6 +30,7 @@ import numpy as np
 from ..core.cells import TYPE_CODES, State
 from ..core.generic_rules import resorption_um3
 from ..kernels.fusion import pair_fusions, touches_bone
+from ..scenario.therapy import bisphosphonate_apoptosis_per_day
 from .context import Ctx, add_rate, hazard, occupancy
 from .monocyte import rankl_signal
 
@@ -74,10 +78,16 @@ def fuse(ctx: Ctx) -> None:
 
 
 def apoptosis_rate(ctx: Ctx, s: np.ndarray) -> np.ndarray:
-    """Apoptosis rate (1/day) of osteoclasts ``s``: raised by estrogen and by TGF-beta."""
+    """Apoptosis rate (1/day) of osteoclasts ``s``: raised by estrogen and by TGF-beta, and,
+    for resorbing cells on bisphosphonate-laden bone, by the drug they take up."""
     p = ctx.P.osteoclast
-    return (p.apoptosis_per_day * (1.0 + p.estrogen_apoptosis_gain * ctx.host.estrogen)
+    rate = (p.apoptosis_per_day * (1.0 + p.estrogen_apoptosis_gain * ctx.host.estrogen)
             * (1.0 + p.tgfb_apoptosis_gain * occupancy(ctx.conc("TGFb", s), p.tgfb_k_pM)))
+    bound = ctx.host.bisphosphonate_bound_ug_per_kg
+    if bound > 0.0:
+        extra = bisphosphonate_apoptosis_per_day(ctx.model.scenario.bisphosphonate, bound)
+        rate = rate + np.where(ctx.has(s, State.RESORBING), extra, 0.0)
+    return rate
 
 
 def shed_nuclei(ctx: Ctx, s: np.ndarray) -> None:

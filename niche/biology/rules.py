@@ -2,7 +2,8 @@
 
 :class:`OsteoimmuneRules` plugs into the engine's :class:`~niche.core.rules.Rules` hooks. Per
 decision step (``time.decision_step_min``) it reads the host state (estrogen, microbiota,
-IL-2 dosing; :mod:`niche.scenario.host`), applies perturbations, and calls each cell type's module
+IL-2 dosing; :mod:`niche.scenario.host`; comparator therapies given by the scenario,
+:mod:`niche.scenario.therapy`), applies perturbations, and calls each cell type's module
 (:mod:`.tcell`, :mod:`.ilc2`, :mod:`.monocyte`, :mod:`.osteoclast`, :mod:`.osteoblast`);
 every field step it updates what arrives through the vessels (blood IL-2 and SCFAs).
 Nothing in a scenario states an outcome: the scenario sets what the experimenter does,
@@ -10,12 +11,15 @@ and the cells respond to what they sense.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..core.cells import BONE_CELL_TYPES, TYPE_CODES, TYPE_NAMES, State
 from ..core.generic_rules import GenericRules
 from ..core.remodel import BoneWork
 from ..scenario.host import host_state
+from ..scenario.therapy import therapy_fields
 from . import ilc2, monocyte, osteoblast, osteoclast, tcell
 from .context import Ctx
 from .readouts import biology_readouts
@@ -113,6 +117,9 @@ class OsteoimmuneRules(GenericRules):
         sc = model.scenario
         dt_field = sc.time.field_step_min / 1440.0
         self.host = host_state(sc.estrogen, sc.microbiota, sc.il2, t_days, dt_field)
+        if any(x is not None for x in (sc.anti_rankl, sc.bisphosphonate, sc.pth)):
+            th = therapy_fields(sc.anti_rankl, sc.bisphosphonate, sc.pth, t_days, dt_field)
+            self.host = dataclasses.replace(self.host, **th)
         f = model.fields
         if f is None:
             return

@@ -51,6 +51,7 @@ __all__ = [
     "PrebioticIntervention",
     "ProbioticIntervention",
     "SCFASupplementIntervention",
+    "bateman_integral",
     "estrogen_level",
     "host_state",
     "il2_blood_pM",
@@ -59,6 +60,7 @@ __all__ = [
     "il2_mean_pM",
     "il2_treg_pool_fold",
     "microbiota_drive",
+    "regimen_mean",
 ]
 
 LN2 = math.log(2.0)
@@ -602,40 +604,61 @@ def il2_treg_pool_fold(cfg: IL2Config, t_days: float | np.ndarray) -> float | np
     return float(out) if out.ndim == 0 else out
 
 
-def _il2_integral_one(cfg: IL2Config, s0: float, s1: float) -> float:
-    """Integral (pM * day) of one dose's curve over ``[s0, s1]`` (times since the dose)."""
+def _exp_integral(k: float, s0: float, w: float) -> float:
+    """``int_{s0}^{s0 + w} exp(-k s) ds``, stable."""
+    return math.exp(-k * s0) * -math.expm1(-k * w) / k
+
+
+def bateman_integral(c0: float, f: float, ka: float, ke: float, s0: float,
+                     s1: float) -> float:
+    """Integral over ``[s0, s1]`` (times since one dose; before it the curve is 0) of the
+    one-dose Bateman curve ``F c0 ka (exp(-ke s) - exp(-ka s)) / (ka - ke)``: one
+    compartment with first-order absorption; exact, and stable as ``ka -> ke`` (the
+    gamma-variate limit at the midpoint)."""
     s0 = max(s0, 0.0)
     if s1 <= s0:
         return 0.0
-    c0, ke, ka = _bolus_pM(cfg), cfg.ke_per_day, cfg.ka_per_day
     w = s1 - s0
-
-    def seg(k: float) -> float:  # int_{s0}^{s1} exp(-k s) ds, stable
-        return math.exp(-k * s0) * -math.expm1(-k * w) / k
-
-    if cfg.route == "iv":
-        return c0 * seg(ke)
     lo, hi = min(ke, ka), max(ke, ka)
     if hi - lo <= 1e-6 * hi:  # near-coincident rates: gamma-variate limit at the midpoint
         m = 0.5 * (lo + hi)
         integral = ((1.0 + m * s0) * math.exp(-m * s0)
                     - (1.0 + m * s1) * math.exp(-m * s1)) / (m * m)
     else:
-        integral = (seg(lo) - seg(hi)) / (hi - lo)
-    return cfg.bioavailability * c0 * ka * integral
+        integral = (_exp_integral(lo, s0, w) - _exp_integral(hi, s0, w)) / (hi - lo)
+    return f * c0 * ka * integral
+
+
+def _il2_integral_one(cfg: IL2Config, s0: float, s1: float) -> float:
+    """Integral (pM * day) of one dose's curve over ``[s0, s1]`` (times since the dose)."""
+    c0, ke, ka = _bolus_pM(cfg), cfg.ke_per_day, cfg.ka_per_day
+    if cfg.route == "iv":
+        s0 = max(s0, 0.0)
+        return 0.0 if s1 <= s0 else c0 * _exp_integral(ke, s0, s1 - s0)
+    return bateman_integral(c0, cfg.bioavailability, ka, ke, s0, s1)
+
+
+def regimen_mean(times: np.ndarray, integral_one, level_at, t0_days: float,
+                 t1_days: float, what: str) -> float:
+    """Exact time average over ``[t0_days, t1_days]`` of a level made of one curve per dose
+    at ``times``: ``integral_one(s0, s1)`` integrates one dose's curve over times since the
+    dose, ``level_at(t)`` is the level itself (for an empty interval)."""
+    if t1_days < t0_days:
+        raise ValueError(f"{what}: t1_days={t1_days} < t0_days={t0_days}")
+    if t1_days == t0_days:
+        return float(level_at(t0_days))
+    total = 0.0
+    for td in times:
+        if td < t1_days:
+            total += integral_one(t0_days - td, t1_days - td)
+    return total / (t1_days - t0_days)
 
 
 def il2_mean_pM(cfg: IL2Config, t0_days: float, t1_days: float) -> float:
     """Exact time average of serum IL-2 (pM) over ``[t0_days, t1_days]`` (closed form)."""
-    if t1_days < t0_days:
-        raise ValueError(f"il2_mean_pM: t1_days={t1_days} < t0_days={t0_days}")
-    if t1_days == t0_days:
-        return float(il2_blood_pM(cfg, t0_days))
-    total = 0.0
-    for td in il2_dose_times_days(cfg):
-        if td < t1_days:
-            total += _il2_integral_one(cfg, t0_days - td, t1_days - td)
-    return total / (t1_days - t0_days)
+    return regimen_mean(il2_dose_times_days(cfg),
+                        lambda s0, s1: _il2_integral_one(cfg, s0, s1),
+                        lambda t: il2_blood_pM(cfg, t), t0_days, t1_days, "il2_mean_pM")
 
 
 # ============================================================================ all together
@@ -658,6 +681,12 @@ class HostState:
     """Serum IL-2 (pM): instantaneous, or the mean over the step when ``dt_days`` is given."""
     treg_pool_fold: float = 1.0
     """Systemic Treg pool relative to untreated (IL-2 therapy; :func:`il2_treg_pool_fold`)."""
+    anti_rankl_marrow_pM: float = 0.0
+    """Free anti-RANKL antibody in the marrow (pM; :mod:`niche.scenario.therapy`)."""
+    bisphosphonate_bound_ug_per_kg: float = 0.0
+    """Mineral-bound bisphosphonate (ug per kg body weight; :mod:`niche.scenario.therapy`)."""
+    pth_serum_pM: float = 0.0
+    """Serum PTH (pM), the mean over the field step (:mod:`niche.scenario.therapy`)."""
 
 
 def host_state(estrogen: EstrogenConfig, microbiota: MicrobiotaConfig, il2: IL2Config,

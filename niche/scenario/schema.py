@@ -35,6 +35,7 @@ from pydantic import (
 from .base import Strict
 from .biology import BiologyParams, InVitroConfig, Perturbation
 from .host import EstrogenConfig, IL2Config, MicrobiotaConfig
+from .therapy import AntiRANKLConfig, BisphosphonateConfig, PTHConfig
 
 __all__ = [
     "ConfigError",
@@ -281,7 +282,8 @@ class Scenario(Strict):
 
     ``rules`` picks the rule set: ``osteoimmune`` (the biology, :mod:`niche.biology`) or
     ``generic`` (the engine's parameter-driven rules). The host-factor sections
-    (``estrogen``, ``microbiota``, ``il2``) are what the experimenter does to the mouse;
+    (``estrogen``, ``microbiota``, ``il2``) and the comparator therapies (``anti_rankl``,
+    ``bisphosphonate``, ``pth``; :mod:`.therapy`) are what the experimenter does to the mouse;
     ``perturbations`` what is done to cells and pathways; ``invitro`` turns the domain
     into a culture well.
     """
@@ -302,6 +304,11 @@ class Scenario(Strict):
     estrogen: EstrogenConfig = EstrogenConfig()
     microbiota: MicrobiotaConfig = MicrobiotaConfig()
     il2: IL2Config = IL2Config()
+    # comparator therapies: absent (None) unless given, so an untreated scenario's
+    # resolved TOML, and every number of its run, stay as they were
+    anti_rankl: AntiRANKLConfig | None = None
+    bisphosphonate: BisphosphonateConfig | None = None
+    pth: PTHConfig | None = None
     biology: BiologyParams = BiologyParams()
     perturbations: tuple[Perturbation, ...] = ()
     invitro: InVitroConfig | None = None
