@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_bench)
     from .validation import cli as validate
 
-    v = sub.add_parser("validate", help="run the validation targets V1-V12 (biology.md 3)")
+    v = sub.add_parser("validate", help="run the validation targets V1-V13 (biology.md 3)")
     validate.add_arguments(v)
     v.set_defaults(func=_cmd_validate)
     from .calibration import cli as calibrate_cli

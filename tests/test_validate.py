@@ -101,9 +101,11 @@ def _synthetic(n_seeds=3, drop=None, swap=False):
                 elif name in ("ovx_scfa", "ovx_probiotic"):
                     bv = 1 - 0.05 * (1 - np.exp(-t / 10))
                     p = dict(ovx, n_osteoclast=28, formed_mm3_per_day=1.02e-3)
-                elif name == "ovx_il2":
-                    bv = np.where(t <= 28, 1 - loss, 1 - 0.22 * (1 - np.exp(-2.8))
-                                  + 0.002 * (t - 28))
+                elif name in ("ovx_il2", "ovx_il2_noilc2"):
+                    # ILC2-depleted: 30 % of the IL-2 gain over untreated OVX is kept
+                    keep = 1.0 if name == "ovx_il2" else 0.3
+                    bv = np.where(t <= 28, 1 - loss, 1 - loss + keep * (
+                        0.22 * (np.exp(-t / 10) - np.exp(-2.8)) + 0.002 * (t - 28)))
                     p = dict(ovx, n_treg_cxcr3=20, n_ilc2_il10=6, n_ilc2_cgrp=6)
                 else:  # sham_butyrate
                     bv = 1 + 0.1 * t / 28
@@ -121,7 +123,7 @@ def _synthetic(n_seeds=3, drop=None, swap=False):
 
 
 def test_table_structure():
-    assert [r.id for r in ROWS] == [f"V{i}" for i in range(1, 13)]
+    assert [r.id for r in ROWS] == [f"V{i}" for i in range(1, 14)]
     for r in ROWS:
         assert r.arms and all(a in ARMS for a in r.arms), r.id
     vitro = {a for a, arm in ARMS.items() if arm.in_vitro}
@@ -140,6 +142,7 @@ def test_all_rows_pass_on_synthetic_targets():
         assert r.passed, (row.id, r.detail)
         assert np.isfinite(r.effect) and r.ci[0] <= r.effect <= r.ci[1], row.id
     assert evaluate(ROWS[0], data).effect == pytest.approx(-0.207, abs=0.02)
+    assert evaluate(ROWS[12], data).effect == pytest.approx(0.7, abs=0.1)  # 1 % noise
 
 
 def test_rows_fail_when_they_should():
@@ -158,6 +161,13 @@ def test_rows_fail_when_they_should():
     v2 = evaluate(rows["V2"], rebound)
     assert not v2.passed and "(c)" in v2.detail
     assert evaluate(rows["V1"], rebound).passed  # the d28 loss is unchanged
+    # V13: depleting ILC2s that cost only 30 % of the IL-2 benefit is not "required"
+    weak = _synthetic()
+    for hd, hf, ho in zip(weak["ovx_il2_noilc2"], weak["ovx_il2"], weak["ovx"]):
+        hd["bv_tv"] = ho["bv_tv"] + 0.7 * (hf["bv_tv"] - ho["bv_tv"])
+    v13 = evaluate(rows["V13"], weak)
+    assert not v13.passed and v13.effect == pytest.approx(0.3, abs=0.01)
+    assert "cut" in v13.detail and "NO" in v13.detail
 
 
 # ---------------------------------------------------------------------------------------

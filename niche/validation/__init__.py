@@ -1,4 +1,4 @@
-"""Validation: run the experiments behind the targets V1-V12 and check the model against
+"""Validation: run the experiments behind the targets V1-V13 and check the model against
 the published effects (``niche validate``).
 
 The biology lives in data: :data:`~niche.validation.rows.ARMS` are the experiment arms

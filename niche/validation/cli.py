@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--out", "-o", default="validation", metavar="DIR",
                         help="report folder (default validation/)")
     parser.add_argument("--rows", default=None, metavar="V1,V5",
-                        help="comma-separated row ids (default: all V1-V12)")
+                        help="comma-separated row ids (default: all V1-V13)")
     parser.add_argument("--shape", default=None, metavar="Z,Y,X",
                         help="domain of the in-vivo arms in voxels (default "
                              f"{'x'.join(map(str, FULL_SHAPE))}, or the quick shape; in-vitro "

@@ -1,4 +1,4 @@
-"""The validation targets V1-V12 (biology.md section 3): the arms they need and one
+"""The validation targets V1-V13 (biology.md section 3): the arms they need and one
 :class:`Row` each.
 
 A :class:`Row` holds everything about one target in one place: its id, the condition (the
@@ -19,7 +19,7 @@ import numpy as np
 
 from ..experiments.execution import Arm
 from ..experiments.stats import (Histories, MeanCI, column, fmt_ci, fmt_value, mean_ci,
-                                 paired_ratio, paired_rel_effect, per_seed,
+                                 paired_ratio, paired_rel_effect, paired_values, per_seed,
                                  prevented_fraction, times, value_at)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,6 +108,7 @@ ARMS: dict[str, Arm] = {a.name: a for a in [
     _a("ovx_scfa", "ovx_scfa", 28),
     _a("ovx_probiotic", "ovx_probiotic", 28),
     _a("ovx_il2", "ovx_il2", 56),
+    _a("ovx_il2_noilc2", "ovx_il2_ilc2_depleted", 56),
     _a("sham_butyrate", "sham_butyrate", 28),
     _a("vitro", "invitro_osteoclastogenesis", 7, in_vitro=True),
     _a("vitro_il2", "invitro_osteoclastogenesis_il2", 7, in_vitro=True),
@@ -328,8 +329,39 @@ V12 = Row("V12", "culture as V10 + Tregs", "osteoclasts / resorption",
           arms=("vitro_treg_lo", "vitro_treg_hi", "vitro"), check=_v12,
           criterion="hi-dose resorption reduction in [50 %, 90 %]; hi > lo; OCs down")
 
-#: validation rows V1-V12, in order
-ROWS: tuple[Row, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12)
+def ilc2_benefit_cut(arms: Histories, day: float = 56) -> tuple[np.ndarray, np.ndarray]:
+    """Per seed, the IL-2 benefit on BV/TV over untreated OVX at ``day`` with ILC2s
+    present (``ovx_il2 - ovx``) and with them depleted (``ovx_il2_noilc2 - ovx``),
+    paired by seed (absolute BV/TV)."""
+    il2, ovx = paired_values(arms, "ovx_il2", "ovx", "bv_tv", day)
+    dep, _ = paired_values(arms, "ovx_il2_noilc2", "ovx", "bv_tv", day)
+    return il2 - ovx, dep - ovx
+
+
+def _v13(arms: Histories) -> RowResult:
+    c = _Checks()
+    full, dep = ilc2_benefit_cut(arms)
+    b = mean_ci(full)
+    lost = mean_ci(full - dep)
+    # the cut is a ratio of seed means (a per-seed ratio is unstable where one seed's
+    # benefit is near 0); its interval is the paired interval of the lost benefit / mean
+    cut = lost.mean / b.mean if b.mean > 0 else NAN
+    cut_ci = MeanCI(cut, lost.lo / b.mean, lost.hi / b.mean, lost.n) if b.mean > 0 else \
+        MeanCI(NAN, NAN, NAN, lost.n)
+    c.add("IL-2 benefit d56 (BV/TV, absolute)", b, _gt0(b), "> 0 (CI)", unit="")
+    c.add("benefit lost with ILC2s depleted", lost, _gt0(lost), "> 0 (CI)", unit="")
+    c.add("cut", cut_ci, _within(cut, 0.5, np.inf), ">= 50 % (ratio of means)")
+    return c.result(cut_ci)
+
+
+V13 = Row("V13", "as V7, ILC2s depleted from week 3", "IL-2 benefit on BV/TV at week 8 over "
+          "untreated OVX", "cut by at least half (seed 004: IL-10/CGRP ILC2s required)",
+          arms=("ovx_il2", "ovx_il2_noilc2", "ovx"), check=_v13,
+          criterion="IL-2 benefit at d56 > 0 (CI); benefit lost on depletion > 0 (CI) and "
+          ">= 50 % of the benefit (ratio of seed means)")
+
+#: validation rows V1-V13, in order
+ROWS: tuple[Row, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13)
 
 
 def parse_rows(rows: str | Sequence[str] | None, table: Sequence[Row] = ROWS) -> list[Row]:
