@@ -633,3 +633,34 @@ def test_treg_division_is_slower_without_estrogen():
         np.testing.assert_allclose(got[name], p.treg_division_per_day * sig ** 2
                                    * ((1 - d) + d * e), rtol=1e-12)
     assert got["ovx"][2] < got["sham"][2]
+
+
+def test_ilc2_programmes_answer_therapeutic_not_endogenous_il2():
+    """The IL-10 / CGRP programme signal of ILC2s is x^h/(1+x^h), x = IL2/K: 1/2 at K, ~0
+    at the endogenous marrow level (~8 pM); held at a therapeutic 150 pM for an hour, ILC2s
+    switch each programme on with probability 1 - exp(-rate x signal x 1 h) (most of them),
+    and held at 8 pM for a day almost none do."""
+    from niche.biology import ilc2
+
+    def switched(level, hours):
+        m, ctx = _ctx("ovx", **{"cells.ilc2.initial_per_mm3": 2e5})
+        j = m.field_index("IL2")
+        for _ in range(hours):
+            m.fields.c[j][...] = level
+            ctx = m.rules._ctx_now(m, 1.0 / 24.0)
+            ilc2.decide(ctx)
+        s = ctx.slots("ilc2")
+        assert s.size >= 300
+        return np.mean(ctx.has(s, State.IL10_PRODUCER)), np.mean(ctx.has(s, State.CGRP_PRODUCER))
+
+    m, ctx = _ctx("ovx")
+    p = ctx.P.ilc2
+    sig = ilc2.program_signal
+    np.testing.assert_allclose(sig(p, np.array([p.program_il2_k_pM])), 0.5, rtol=1e-12)
+    assert sig(p, np.array([8.0]))[0] < 1e-3
+    il10, cgrp = switched(150.0, 1)
+    want = 1 - np.exp(-p.il10_induction_per_day / 24 * sig(p, np.array([150.0]))[0])
+    assert want > 0.5
+    assert il10 == pytest.approx(want, abs=0.1) and cgrp == pytest.approx(want, abs=0.1)
+    il10, cgrp = switched(8.0, 24)
+    assert il10 < 0.05 and cgrp < 0.05

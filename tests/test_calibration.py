@@ -3,6 +3,7 @@ its seeds apart from validation seeds, and runs the real rows end to end (tiny).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -187,3 +188,17 @@ def test_the_callers_global_random_state_is_left_alone(tmp_path):
     calibrate(toy_config(population=8, generations=1, predictive=0), tmp_path,
               simulate=_deterministic_toy, progress=None)
     assert np.random.random() == want
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "docs" / "calibration")
+                                        .glob("*.toml")), ids=lambda p: p.name)
+def test_committed_calibrations_load_and_name_real_keys(path):
+    """Every calibration committed under docs/calibration/ is a valid configuration whose
+    parameters are scenario keys every arm of its rows accepts at both prior bounds, and
+    its report sits beside it."""
+    from niche.calibration.core import _check_keys
+
+    cfg = load_calibration(path)
+    _check_keys(cfg)
+    assert path.with_suffix(".md").exists()
+    assert cfg.parameters and all(p.source for p in cfg.parameters)
