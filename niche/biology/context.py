@@ -22,6 +22,12 @@ def occupancy(c: np.ndarray, k: float) -> np.ndarray:
     return c / (c + k)
 
 
+def hill(c: np.ndarray, k: float, h: float) -> np.ndarray:
+    """A steep sigmoidal signal ``x / (1 + x)`` of ``x = (c / k) ** h`` (c >= 0)."""
+    x = (c / k) ** h
+    return x / (1.0 + x)
+
+
 def hazard(rate_per_day, dt_days: float) -> np.ndarray:
     """Probability of an event with the given rate within ``dt_days``."""
     return -np.expm1(-np.asarray(rate_per_day, np.float64) * dt_days)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.cells import State
-from .context import Ctx, add_rate, occupancy
+from .context import Ctx, add_rate, hill, occupancy
 
 __all__ = ["decide", "rates", "program_signal"]
 
@@ -22,8 +22,7 @@ def program_signal(p, il2_pM: np.ndarray) -> np.ndarray:
     """The IL-2 signal of the IL-10 / CGRP programmes of ILC2s at ``il2_pM``: the Hill
     function ``x^h / (1 + x^h)`` of ``x = IL2 / program_il2_k_pM``, ``h =
     program_il2_hill``. ``p``: :class:`~niche.scenario.biology.ILC2Params`."""
-    x = (np.maximum(il2_pM, 0.0) / p.program_il2_k_pM) ** p.program_il2_hill
-    return x / (1.0 + x)
+    return hill(np.maximum(il2_pM, 0.0), p.program_il2_k_pM, p.program_il2_hill)
 
 
 def decide(ctx: Ctx) -> None:

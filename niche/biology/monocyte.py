@@ -31,7 +31,7 @@ import numpy as np
 from ..core.cells import State
 from ..kernels.fusion import touches_bone
 from . import osteoblast
-from .context import Ctx, add_rate, occupancy
+from .context import Ctx, add_rate, hill, occupancy
 
 __all__ = ["decide", "commitment_drive", "il2_signal", "rankl_signal", "rates"]
 
@@ -55,8 +55,7 @@ def il2_signal(ctx: Ctx, s: np.ndarray) -> np.ndarray:
     """IL-2 signal of monocytes ``s`` for the interferon programme: the Hill function
     ``x^h / (1 + x^h)`` of ``x = IL2 / il2_k_pM``."""
     p = ctx.P.monocyte
-    x = (ctx.conc("IL2", s) / p.il2_k_pM) ** p.il2_hill
-    return x / (1.0 + x)
+    return hill(ctx.conc("IL2", s), p.il2_k_pM, p.il2_hill)
 
 
 def commitment_drive(ctx: Ctx, s: np.ndarray, mcsf: float,
