@@ -423,6 +423,13 @@ def microbiota_drive(cfg: MicrobiotaConfig, estrogen_cfg: EstrogenConfig,
 
 # ============================================================================ IL-2
 
+def check_dose_count(duration_days: float, interval_days: float, what: str) -> None:
+    """A regimen of at most :data:`MAX_DOSES` doses (``what`` names them in the error)."""
+    n = duration_days / interval_days
+    if n > MAX_DOSES:
+        raise ValueError(f"duration_days/interval_days = {n:.0f} {what} exceeds {MAX_DOSES}")
+
+
 class IL2Config(Strict):
     """``[il2]``: an IL-2 dosing regimen and the pharmacokinetics of serum IL-2.
 
@@ -499,10 +506,7 @@ class IL2Config(Strict):
 
     @model_validator(mode="after")
     def _dose_count(self) -> IL2Config:
-        n = self.duration_days / self.interval_days
-        if n > MAX_DOSES:
-            raise ValueError(
-                f"duration_days/interval_days = {n:.0f} injections exceeds {MAX_DOSES}")
+        check_dose_count(self.duration_days, self.interval_days, "injections")
         return self
 
     @property

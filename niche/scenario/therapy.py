@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import model_validator
 
 from .base import Strict, param, parameter_rows
-from .host import LN2, MAX_DOSES, Day, _phi_vec, bateman_integral, regimen_mean
+from .host import LN2, Day, _phi_vec, bateman_integral, check_dose_count, regimen_mean
 
 __all__ = [
     "PARAMETERS",
@@ -87,10 +87,7 @@ class _Regimen(Strict):
 
     @model_validator(mode="after")
     def _dose_count(self):
-        n = self.duration_days / self.interval_days
-        if n > MAX_DOSES:
-            raise ValueError(
-                f"duration_days/interval_days = {n:.0f} doses exceeds {MAX_DOSES}")
+        check_dose_count(self.duration_days, self.interval_days, "doses")
         return self
 
     @property
