@@ -425,3 +425,45 @@ def test_quick_validation_rows_pass_with_the_real_culture_scenarios(tmp_path):
                          progress=False)
     assert [rep.results[k].passed for k in ("V10", "V11")] == [True, True], rep.table_text()
     assert (tmp_path / "report.md").is_file()
+
+
+# ---------------------------------------------------------------------------------------
+# verdict stability (bootstrap over seeds)
+# ---------------------------------------------------------------------------------------
+def test_verdict_stability_matches_the_analytic_pass_probability():
+    """A pool of 4 seeds, one of them an outlier that fails the row whenever it is drawn:
+    a block of n seeds drawn with replacement passes with probability (3/4)^n. A second
+    row needs the arms paired by seed (it fails if any draw mixes seeds across arms)."""
+    from niche.validation.report import Report
+    from niche.validation.stability import parse_sizes, verdict_stability
+
+    vals = [1.0, 1.0, 1.0, -10.0]
+    a = [pd.DataFrame({"t_days": [0.0], "v": [v], "seed": [i]}) for i, v in enumerate(vals)]
+    b = [pd.DataFrame({"t_days": [0.0], "v": [v], "seed": [i]}) for i, v in enumerate(vals)]
+
+    def mean_up(arms):
+        m = float(np.mean([h["v"].iloc[0] for h in arms["a"]]))
+        return RowResult(m, (m, m), m > 0, "")
+
+    def paired(arms):
+        same = all(ha["seed"].iloc[0] == hb["seed"].iloc[0]
+                   for ha, hb in zip(arms["a"], arms["b"]))
+        return RowResult(float(same), (0.0, 1.0), same, "")
+
+    rows = [Row("S1", "", "", "", ("a",), mean_up), Row("S2", "", "", "", ("a", "b"), paired)]
+    rep = Report(rows=rows, results={"S1": RowResult(0, (0, 0), True, ""),
+                                     "S2": RowResult(0, (0, 0), True, "")},
+                 arms={}, histories={"a": a, "b": b}, outcomes=[], replicates=4, quick=False,
+                 shape=None, workers=0, seeds=[0, 1, 2, 3])
+    draws = 3000
+    tab = verdict_stability(rep, [2, 5], draws=draws, seed=1).set_index(["row", "seeds"])
+    for n in (2, 5):
+        p = 0.75 ** n
+        assert abs(tab.loc[("S1", n), "p_pass"] - p) < 4 * math.sqrt(p * (1 - p) / draws)
+        assert tab.loc[("S2", n), "p_pass"] == 1.0
+    assert tab.loc[("S1", 5), "effect_p95"] == 1.0
+    assert parse_sizes("5, 8") == [5, 8]
+    for bad, msg in (("5,x", "'x' is not a whole number"), ("1", "at least 2 seeds"),
+                     ("", "not a whole number")):
+        with pytest.raises(ValueError, match=msg):
+            parse_sizes(bad)

@@ -15,6 +15,7 @@ from typing import Any
 from ..experiments.execution import Arm
 from .report import seed_text
 from .rows import ROWS, Row
+from .stability import parse_sizes, stability_markdown, verdict_stability, write_stability
 from .run import (DEFAULT_REPLICATES, FULL_SHAPE, QUICK_REPLICATES, QUICK_ROWS, QUICK_SHAPE,
                   evaluate_saved, run_validation)
 
@@ -53,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         metavar="CSV", help="evaluate the rows on the histories.csv of earlier "
                         "validations instead of running (repeatable: seeds are pooled, e.g. "
                         "the blocks of --first-seed 1 and --first-seed 6 as 10 seeds)")
+    parser.add_argument("--stability", default=None, metavar="5,8,10",
+                        help="also estimate, by a bootstrap over this validation's seeds, "
+                             "the probability that a fresh block of each size passes each "
+                             "row (written to stability.md / stability.csv)")
+    parser.add_argument("--draws", type=int, default=400, metavar="D",
+                        help="bootstrap draws per block size for --stability (default 400)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-run progress lines")
     return parser
 
@@ -62,6 +69,11 @@ def main(args: argparse.Namespace, *, table: Sequence[Row] = ROWS,
     """``niche validate``: run, print the table, write the report. Returns 0 if every row
     passes, 1 otherwise; bad input raises ValueError (the CLI maps it to status 2)."""
     sources = getattr(args, "sources", None)
+    stab = getattr(args, "stability", None)
+    sizes = parse_sizes(stab) if stab is not None else None
+    draws = getattr(args, "draws", 400)
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"bad --draws {draws!r}: must be an integer >= 1")
     if sources:
         clash = [o for o, on in (("--replicates", args.replicates is not None),
                                  ("--quick", args.quick), ("--shape", args.shape is not None),
@@ -82,6 +94,11 @@ def main(args: argparse.Namespace, *, table: Sequence[Row] = ROWS,
     print(rep.table_text())
     for o in rep.failures:
         print(f"run failed: arm {o.arm} seed {o.seed}: {o.error}")
+    if sizes is not None:
+        tab = verdict_stability(rep, sizes, draws=draws)
+        print(stability_markdown(tab, draws))
+        if args.out is not None:
+            print(f"stability: {write_stability(tab, draws, args.out)}")
     n_pass = sum(r.passed for r in rep.results.values())
     print(f"{n_pass}/{len(rep.results)} rows pass; {rep.replicates} seeds per arm "
           f"({seed_text(rep.seeds)}); "
