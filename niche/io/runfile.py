@@ -37,9 +37,11 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..scenario import CELL_TYPES
+
 
 __all__ = ["RunFile", "RunFileError", "open_run", "partial_path", "FORMAT_NAME", "FORMAT_VERSION",
-           "AGENT_COLUMNS", "READOUT_UNITS", "FRAME_KINDS"]
+           "AGENT_COLUMNS", "READOUT_UNITS", "READOUTS", "FRAME_KINDS"]
 
 FORMAT_NAME = "niche-run"
 #: newest version this niche reads and writes (1: every frame stored; 2: /stored_frames)
@@ -54,11 +56,95 @@ AGENT_COLUMNS: dict[str, str] = {
 }
 _STORE_NAME = {"id": "cell_id"}
 
-READOUT_UNITS = {
-    "t_days": "day", "bv_tv": "1", "bs_bv_per_mm": "1/mm", "tb_th_um": "um",
-    "tb_n_per_mm": "1/mm", "tb_sp_um": "um", "resorbed_mm3_per_day": "mm^3/day",
-    "formed_mm3_per_day": "mm^3/day",
+#: the fields of the shipped scenarios (``[fields.*]``): each gives a ``mean_<name>_pM``
+SHIPPED_FIELDS = ("RANKL", "OPG", "TNF", "IL17", "IL10", "IL2", "SCFA", "TGFb", "CGRP", "IL4",
+                  "CXCL10", "WNT10B")
+
+#: Every readout the model can write: name -> (unit, source, meaning). Sources: ``engine``
+#: (:meth:`niche.core.model.Model.readouts`, every run), ``osteoimmune``
+#: (:mod:`niche.biology.readouts`, the osteoimmune rule set), ``culture`` (osteoimmune, in
+#: culture wells only). ``docs/readouts.md`` is generated from this table
+#: (``python -m niche.tools.readoutdocs``). Unit "1" is a dimensionless fraction.
+READOUTS: dict[str, tuple[str, str, str]] = {
+    "t_days": ("day", "engine", "simulated time of the frame"),
+    "bv_tv": ("1", "engine", "BV/TV, bone volume fraction (bone voxels / all voxels; a culture "
+                             "well: of the whole well)"),
+    "tb_th_um": ("um", "engine", "Tb.Th, mean local thickness of the bone (BoneJ definition); "
+                                 "trabecular domains only"),
+    "tb_sp_um": ("um", "engine", "Tb.Sp, mean local thickness of the marrow (BoneJ); "
+                                 "trabecular domains only"),
+    "tb_n_per_mm": ("1/mm", "engine", "Tb.N = BV/TV / Tb.Th; trabecular domains only"),
+    "bs_bv_per_mm": ("1/mm", "engine", "BS/BV, bone surface (Crofton estimate) per bone "
+                                       "volume; trabecular domains only"),
+    **{f"n_{t}": ("cells", "engine", f"number of living {t} cells") for t in CELL_TYPES},
+    "n_treg": ("cells", "engine", "number of regulatory T cells (T cells with REGULATORY)"),
+    "resorbed_mm3_per_day": ("mm^3/day", "engine", "bone volume resorbed since the previous "
+                                                   "frame, per day (0 at frame 0)"),
+    "formed_mm3_per_day": ("mm^3/day", "engine", "bone volume formed since the previous "
+                                                 "frame, per day (0 at frame 0)"),
+    **{f"mean_{f}_pM": ("pM", "engine", f"mean {f} concentration over the marrow voxels "
+                                        "(one per field: mean_<FIELD>_pM)")
+       for f in SHIPPED_FIELDS},
+    "oc_s_bs": ("1", "osteoimmune", "Oc.S/BS, share of bone-surface faces under an "
+                                    "osteoclast footprint"),
+    "ob_s_bs": ("1", "osteoimmune", "Ob.S/BS, share of bone-surface faces under an "
+                                    "osteoblast"),
+    "n_oc_per_bs_per_mm2": ("1/mm^2", "osteoimmune", "N.Oc/BS, osteoclasts per mm^2 of bone "
+                                                     "surface"),
+    "mar_um_per_day": ("um/day", "osteoimmune", "MAR, mineral apposition rate: formed volume "
+                                                "per day per osteoblast-covered surface"),
+    "bfr_bs_um_per_day": ("um/day", "osteoimmune", "BFR/BS, bone formation rate per bone "
+                                                   "surface (um^3/um^2/day)"),
+    "n_treg_cxcr3": ("cells", "osteoimmune", "CXCR3+ regulatory T cells"),
+    "n_tnf_tcell": ("cells", "osteoimmune", "TNF+ effector T cells"),
+    "n_th17": ("cells", "osteoimmune", "IL-17+ effector T cells (Th17)"),
+    "n_wnt10b_tcell": ("cells", "osteoimmune", "Wnt10b+ effector T cells"),
+    "n_cd8_tcell": ("cells", "osteoimmune", "CD8+ T cells"),
+    "treg_frac_cd4": ("1", "osteoimmune", "Treg share of CD4+ T cells (Treg / (T cells - "
+                                          "CD8))"),
+    "tnf_per_producer_molecules_per_s": ("molecules/s", "osteoimmune", "mean TNF secretion "
+                                         "of a TNF+ T cell (NaN without producers)"),
+    "n_ilc2_il10": ("cells", "osteoimmune", "IL-10+ ILC2s"),
+    "n_ilc2_cgrp": ("cells", "osteoimmune", "CGRP+ ILC2s"),
+    "n_preoc": ("cells", "osteoimmune", "monocytes committed to the osteoclast lineage"),
+    "n_monocyte_ifn": ("cells", "osteoimmune", "monocytes running the IL-2 STAT1-IRF1 "
+                                               "programme"),
+    "n_oc_multinuc": ("cells", "osteoimmune", "multinucleated osteoclasts (nuclei >= "
+                                              "biology.osteoclast.min_nuclei_multinucleated)"),
+    "mean_oc_nuclei": ("nuclei", "osteoimmune", "mean nuclei per osteoclast (0 without "
+                                                "osteoclasts)"),
+    "n_oc_resorbing": ("cells", "osteoimmune", "osteoclasts that are resorbing (RESORBING)"),
+    "resorbed_area_um2": ("um^2", "culture", "pit area: area of the bone slice's columns "
+                                             "that lost bone"),
+    "resorbed_area_frac": ("1", "culture", "pit area as a share of the slice area"),
 }
+
+
+class _ReadoutUnits(dict):
+    """name -> unit of every readout in :data:`READOUTS`; a field of a scenario's own
+    (``mean_<FIELD>_pM`` for a field not shipped) is in pM too. Any other name is a
+    KeyError that says the readout has no unit (every readout must be listed here)."""
+
+    @staticmethod
+    def _field_mean(name: object) -> bool:
+        return isinstance(name, str) and name.startswith("mean_") and name.endswith("_pM") \
+            and len(name) > len("mean__pM")
+
+    def __missing__(self, name):
+        if self._field_mean(name):
+            return "pM"
+        raise KeyError(f"readout {name!r} has no unit: add it to READOUTS in "
+                       "niche/io/runfile.py")
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, name) or self._field_mean(name)
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+
+#: readout name -> unit (from :data:`READOUTS`)
+READOUT_UNITS: dict[str, str] = _ReadoutUnits({k: v[0] for k, v in READOUTS.items()})
 
 
 class RunFileError(ValueError):
