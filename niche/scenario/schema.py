@@ -557,19 +557,47 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str
 
 
 def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Set each dotted key in a copy of ``raw``. A part that is a whole number indexes a
+    list (an array of tables such as ``[[perturbations]]``): ``perturbations.1.day``; an
+    index out of range, a non-number on a list, or a step into a value is a ConfigError
+    naming the key and why."""
     raw = copy.deepcopy(raw)
     for key, value in overrides.items():
         parts = key.split(".")
-        node = raw
-        for i, part in enumerate(parts[:-1]):
-            nxt = node.get(part)
+        node: Any = raw
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            where = shown(".".join(parts[:i]))
+            if isinstance(node, list):
+                if not (part.isascii() and part.isdigit()):
+                    raise ConfigError(f"override {shown(key)}: {where} is a list (an array "
+                                      f"of tables), index it with a number 0..{len(node) - 1}"
+                                      f", not {shown(part)}" if node else
+                                      f"override {shown(key)}: {where} is an empty list")
+                j = int(part)
+                if j >= len(node):
+                    raise ConfigError(f"override {shown(key)}: index {j} is out of range ("
+                                      f"{where} has {len(node)} "
+                                      f"entr{'y' if len(node) == 1 else 'ies'})")
+                part = j
+            elif not isinstance(node, dict):
+                raise ConfigError(f"override {shown(key)}: {where} is a value, not a table "
+                                  "or list")
+            if last:
+                node[part] = value
+                break
+            nxt = node.get(part) if isinstance(node, dict) else node[part]
             if nxt is None:
+                after = parts[i + 1]
+                if after.isascii() and after.isdigit():
+                    raise ConfigError(
+                        f"override {shown(key)}: index {int(after)} is out of range "
+                        f"({shown('.'.join(parts[:i + 1]))} is not set, it has no entries; "
+                        "give the whole list instead)")
                 nxt = node[part] = {}
-            elif not isinstance(nxt, dict):
-                raise ConfigError(f"override {shown(key)}: "
-                                  f"{shown('.'.join(parts[: i + 1]))} is a value, not a table")
+            elif isinstance(nxt, tuple):  # a scenario dumped by pydantic holds tuples
+                nxt = node[part] = list(nxt)
             node = nxt
-        node[parts[-1]] = value
     return raw
 
 
