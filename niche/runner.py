@@ -111,8 +111,6 @@ class NicheModel(Model):
         """One movement tick; then the DataCollector records; ``running`` ends at
         ``run.days``."""
         super().step()
-        if self.tick >= self.n_ticks:
-            self.running = False
         self.datacollector.collect(self)
 
 

@@ -1,9 +1,17 @@
 """Mesa handles over the cell arrays: one ``mesa.Agent`` subclass per cell type.
 
-A handle holds only its slot; every attribute reads or writes the model's
-:class:`~niche.core.cells.CellStore`. Handles are created and removed in batches by
-:meth:`niche.core.model.Model.apply_changes`, so ``model.agents_by_type[Osteoclast]``
+A handle holds only its slot and its cell's lifelong id; every attribute reads or writes
+the model's :class:`~niche.core.cells.CellStore`. Handles are created and removed in
+batches by :meth:`niche.core.model.Model.apply_changes`, so ``model.agents_by_type[Osteoclast]``
 always matches the arrays. The hot path never loops over handles.
+
+- ``unique_id`` is the cell's lifelong id (``cell_id``): a monocyte that differentiates
+  into an osteoclast keeps its handle and its id (the handle changes class), so Mesa's
+  DataCollector follows one cell through its life.
+- ``agent.remove()`` removes the cell itself (arrays, occupancy lattice, handle set; the
+  event log records a death).
+- A handle whose cell is gone (died, fused away, removed) raises :class:`StaleAgentError`
+  naming the cell on any attribute access, instead of reading a freed or reused slot.
 """
 from __future__ import annotations
 
@@ -11,39 +19,68 @@ import mesa
 
 from .cells import TYPE_CODES, State
 
-__all__ = ["Cell", "TCell", "ILC2", "Monocyte", "Osteoclast", "Osteoblast", "AGENT_CLASSES"]
+__all__ = ["Cell", "TCell", "ILC2", "Monocyte", "Osteoclast", "Osteoblast", "AGENT_CLASSES",
+           "StaleAgentError"]
+
+
+class StaleAgentError(RuntimeError):
+    """A Mesa handle was used after its cell died, fused into another or was removed."""
 
 
 class Cell(mesa.Agent):
-    """Base handle. ``slot`` indexes the model's cell arrays."""
+    """Base handle. ``slot`` indexes the model's cell arrays; ``unique_id`` is the cell's
+    lifelong id."""
 
     type_name: str = ""
     type_code: int = -1
 
     def __init__(self, model: "mesa.Model", slot: int) -> None:
         super().__init__(model)
-        self.slot = int(slot)
+        self._slot = int(slot)
+        self.unique_id = int(model.cells.cell_id[self._slot])
 
     @property
     def _store(self):
         return self.model.cells
 
     @property
+    def alive(self) -> bool:
+        """The cell is still in the model (never raises)."""
+        s = self._store
+        return bool(s.alive[self._slot]) and int(s.cell_id[self._slot]) == self.unique_id
+
+    @property
+    def slot(self) -> int:
+        """The cell's slot in the arrays (:class:`StaleAgentError` once the cell is gone)."""
+        if not self.alive:
+            raise StaleAgentError(
+                f"{type(self).__name__} handle of cell {self.unique_id} is stale: the cell "
+                "died, fused into another or was removed")
+        return self._slot
+
+    @property
     def cell_id(self) -> int:
+        """The cell's lifelong id (equal to ``unique_id``)."""
         return int(self._store.cell_id[self.slot])
+
+    @property
+    def parent_id(self) -> int:
+        """The mother's id for a daughter of a division, else -1."""
+        return int(self._store.parent_id[self.slot])
 
     @property
     def position(self) -> tuple[int, int, int]:
         """(z, y, x) voxel of the cell."""
-        s = self._store
-        return int(s.z[self.slot]), int(s.y[self.slot]), int(s.x[self.slot])
+        s, i = self._store, self.slot
+        return int(s.z[i]), int(s.y[i]), int(s.x[i])
 
     @position.setter
     def position(self, zyx: tuple[int, int, int]) -> None:
+        i = self.slot
         z, y, x = (int(v) for v in zyx)
         if self.model.lattice.wall[z, y, x]:
             raise ValueError(f"voxel {(z, y, x)} is bone or vessel")
-        self._store.move(self.slot, z, y, x)
+        self._store.move(i, z, y, x)
 
     @property
     def state(self) -> State:
@@ -61,7 +98,30 @@ class Cell(mesa.Agent):
     def nuclei(self) -> int:
         return int(self._store.nuclei[self.slot])
 
+    def remove(self) -> None:
+        """Remove the cell from the model: arrays, occupancy lattice and handle set (the
+        event log records a death). Removing a handle whose cell is gone does nothing."""
+        if self.alive:
+            self.model.remove_cells([self._slot])
+        else:
+            self._detach()
+
+    def _detach(self) -> None:
+        """Leave Mesa's agent sets (the model does this when the cell goes)."""
+        super().remove()
+
+    def _become(self, cls: type["Cell"]) -> None:
+        """Turn into a handle of another type (differentiation): same object, same
+        ``unique_id``, moved to ``cls``'s agent set."""
+        if type(self) is cls:
+            return
+        self.model.deregister_agent(self)
+        self.__class__ = cls
+        self.model.register_agent(self)
+
     def __repr__(self) -> str:
+        if not self.alive:
+            return f"{type(self).__name__}(id={self.unique_id}, gone)"
         return f"{type(self).__name__}(id={self.cell_id}, slot={self.slot}, pos={self.position})"
 
 

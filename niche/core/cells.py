@@ -10,7 +10,9 @@ grows with their nuclei.
 Arrays (length = capacity unless noted):
     alive uint8, type int8 (see :data:`TYPE_CODES`), state uint32 (bit flags, see
     :class:`State`), z/y/x int32, dirz/diry/dirx float32 (unit direction), age_days float32,
-    nuclei int16, cell_id int64 (stable over differentiation), bone_credit_um3 float32
+    nuclei int16, cell_id int64 (the cell's lifelong id: kept over differentiation and by
+    the surviving cell of a fusion; never reused), parent_id int64 (the mother's
+    ``cell_id`` for a daughter of a division, else -1), bone_credit_um3 float32
     (osteoclasts and osteoblasts: bone resorbed/formed but not yet a whole voxel, um^3),
     committed_days float32 (committed osteoclast precursors: days since commitment),
     secretion/uptake/vmax (capacity, S) float32 per-cell rates (molecules/s, 1/s,
@@ -64,6 +66,7 @@ _SCALAR_COLUMNS: dict[str, tuple[type, object]] = {
     "age_days": (np.float32, 0.0),
     "nuclei": (np.int16, 0),
     "cell_id": (np.int64, -1),
+    "parent_id": (np.int64, -1),
     "bone_credit_um3": (np.float32, 0.0),
     "committed_days": (np.float32, 0.0),
 }
@@ -129,8 +132,11 @@ class CellStore:
         return free[:n]
 
     # ------------------------------------------------------------------ batches
-    def add(self, type_code, z, y, x, state=0, nuclei=1, direction=None) -> np.ndarray:
+    def add(self, type_code, z, y, x, state=0, nuclei=1, direction=None,
+            parent_id=-1) -> np.ndarray:
         """Add cells at free, valid voxels (the caller checks walls). Returns their slots.
+
+        Each gets the next lifelong ``cell_id``; ``parent_id``: the mothers' ids (-1: none).
 
         Raises ValueError if a target voxel is occupied or two targets coincide.
         """
@@ -154,6 +160,7 @@ class CellStore:
         self.committed_days[slots] = 0.0
         self.cell_id[slots] = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
         self._next_id += n
+        self.parent_id[slots] = np.broadcast_to(np.asarray(parent_id, np.int64), n)
         if direction is not None:
             d = np.asarray(direction, np.float32).reshape(n, 3)
             self.dirz[slots], self.diry[slots], self.dirx[slots] = d[:, 0], d[:, 1], d[:, 2]
@@ -177,6 +184,7 @@ class CellStore:
         self.alive[slots] = 0
         self.type[slots] = -1
         self.cell_id[slots] = -1
+        self.parent_id[slots] = -1
         self.z[slots] = self.y[slots] = self.x[slots] = -1
 
     def set_type(self, slots, type_code, state=None) -> None:

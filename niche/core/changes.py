@@ -24,10 +24,19 @@ class ChangeSet:
     differentiations: list[tuple[np.ndarray, int, Any]] = field(default_factory=list)
     fusions: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
-    def birth_at(self, type_code: int, z, y, x, state=0, nuclei=1) -> None:
-        """Add cells at given voxels (skipped where the voxel is taken or a wall)."""
-        self.births.append(dict(kind="at", type=int(type_code), z=np.asarray(z), y=np.asarray(y),
-                                x=np.asarray(x), state=state, nuclei=nuclei))
+    def birth_at(self, type_code: int, z, y, x, state=0, nuclei=1, parents=None) -> None:
+        """Add cells at given voxels (skipped where the voxel is taken or a wall).
+
+        ``parents``: for daughters of a division, the mothers' slots (one per voxel); each
+        daughter records its mother's id (``parent_id``) and the event log a division.
+        """
+        z, y, x = np.asarray(z), np.asarray(y), np.asarray(x)
+        if parents is not None:
+            parents = np.asarray(parents, np.int64).ravel()
+            if parents.size != z.size:
+                raise ValueError(f"birth_at: {parents.size} parents for {z.size} voxels")
+        self.births.append(dict(kind="at", type=int(type_code), z=z, y=y, x=x, state=state,
+                                nuclei=nuclei, parents=parents))
 
     def birth_random(self, type_code: int, n: int, state=0, nuclei=1,
                      near_bone: bool = False, at_vessels: bool = False) -> None:

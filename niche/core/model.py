@@ -27,6 +27,7 @@ from ..scenario.limits import check_resources
 from .agents import AGENT_CLASSES, Cell
 from .cells import TYPE_CODES, TYPE_NAMES, CellStore, State
 from .changes import ChangeSet
+from .events import EventLog
 from ..kernels.diffusion import sample_slots
 from .fields import FieldSolver
 from .lattice import Lattice, face_neighbour_any
@@ -99,6 +100,15 @@ class Model(mesa.Model):
         motility: the :class:`~niche.core.motility.Motility` of this decision interval.
         morphometry: the bone morphometry of the last frame (BoneJ definitions).
         t_min: simulated time in minutes.
+        events: the :class:`~niche.core.events.EventLog` (births, deaths, fusions,
+            differentiations, divisions); ``frame_events`` holds the last frame's.
+        running: Mesa's flag; turns False when the run reaches ``n_ticks`` (``run.days``).
+
+    Stepping: :meth:`run` (or Mesa's :meth:`run_model`) steps to the end and calls
+    :meth:`finish`. A model stepped by hand (``model.step()``) calls :meth:`finish` itself
+    when done: observers then end (the run-file writer assembles its complete file and
+    removes the ``.partial`` journal). Stepping on after :meth:`finish` continues the same
+    run (a writer reopens its file and extends it).
     """
 
     def __init__(self, scenario: Scenario | str, seed: int | None = None,
@@ -179,6 +189,7 @@ class Model(mesa.Model):
 
         self.cells = CellStore(d.shape_voxels, len(names), capacity=1024)
         self._handles: dict[int, Cell] = {}
+        self.events = EventLog()
         self.changes = ChangeSet()
         self.rules: Rules = rules
         self.observers: list[Observer] = list(observers)
@@ -223,6 +234,12 @@ class Model(mesa.Model):
     def handle(self, slot: int) -> Cell:
         """The Mesa agent of a slot."""
         return self._handles[int(slot)]
+
+    @property
+    def frame_events(self) -> dict[str, np.ndarray]:
+        """The events since the frame before the last one, up to the last frame (columns
+        :data:`~niche.core.events.EVENT_COLUMNS`)."""
+        return self.events.frame
 
     def field_index(self, name: str) -> int:
         try:
@@ -270,17 +287,37 @@ class Model(mesa.Model):
 
     def _drop_handles(self, slots) -> None:
         for s in slots:
-            self._handles.pop(int(s)).remove()
+            self._handles.pop(int(s))._detach()
+
+    def _record(self, kind: str, slots, other_ids=None, snapshot=None) -> None:
+        """Log ``kind`` for the cells in ``slots`` as they are now (or as ``snapshot``, a
+        dict of id/type/z/y/x arrays taken earlier)."""
+        c = self.cells
+        if snapshot is None:
+            slots = np.asarray(slots, np.int64)
+            snapshot = {k: getattr(c, a)[slots] for k, a in _SNAPSHOT.items()}
+        self.events.record(kind, self.tick, self.t_days, snapshot["id"], other_ids,
+                           snapshot["type"], snapshot["z"], snapshot["y"], snapshot["x"])
 
     def remove_cells(self, slots: np.ndarray) -> None:
-        """Remove living cells now, arrays and Mesa handles together."""
+        """Remove living cells now (a death each): arrays, lattice and Mesa handles."""
+        slots = np.unique(np.asarray(slots, np.int64))
+        if slots.size and np.any(self.cells.alive[slots] == 0):
+            raise ValueError(f"remove_cells: slots {slots[self.cells.alive[slots] == 0].tolist()} "
+                             "hold no living cell")
+        self._record("death", slots)
         self._drop_handles(slots)
         self.cells.remove(slots)
 
     def apply_changes(self) -> None:
         """Apply the queued :class:`ChangeSet` to the arrays and the Mesa handles."""
         ch, cells = self.changes, self.cells
+        # mothers as they are before anything changes (a mother may die in this batch)
+        mothers = [None if b.get("parents") is None else
+                   {k: getattr(cells, a)[b["parents"]] for k, a in _SNAPSHOT.items()}
+                   for b in ch.births]
         for absorbed, into in ch.fusions:
+            self._record("fusion", absorbed, other_ids=cells.cell_id[into])
             self._drop_handles(absorbed)
             cells.fuse(absorbed, into)
         if ch.deaths:
@@ -289,11 +326,11 @@ class Model(mesa.Model):
         for slots, new_type, new_state in ch.differentiations:
             slots = slots[cells.alive[slots] == 1]
             cells.set_type(slots, new_type, new_state)
+            self._record("differentiation", slots)
             cls = AGENT_CLASSES[new_type]
-            for s in slots:
-                self._handles.pop(int(s)).remove()
-                self._handles[int(s)] = cls(self, int(s))
-        for b in ch.births:
+            for s in slots:  # same handle, same unique_id: Mesa follows the cell on
+                self._handles[int(s)]._become(cls)
+        for b, mother in zip(ch.births, mothers):
             if b["kind"] == "random":
                 cand = self._free_candidates(b)
                 n = min(b["n"], cand.size)
@@ -314,6 +351,8 @@ class Model(mesa.Model):
                 uniq[first] = True
                 ok &= uniq
                 z, y, x = z[ok], y[ok], x[ok]
+                if mother is not None:
+                    mother = {k: v[ok] for k, v in mother.items()}
                 state = b["state"]
                 if np.ndim(state):
                     state = np.asarray(state)[ok]
@@ -322,7 +361,12 @@ class Model(mesa.Model):
                     continue
             u = self.rng_place.standard_normal((n, 3))
             u /= np.linalg.norm(u, axis=1, keepdims=True) + 1e-12
-            slots = cells.add(b["type"], z, y, x, state=state, nuclei=b["nuclei"], direction=u)
+            parent = -1 if mother is None else mother["id"]
+            slots = cells.add(b["type"], z, y, x, state=state, nuclei=b["nuclei"], direction=u,
+                              parent_id=parent)
+            self._record("birth", slots, other_ids=None if mother is None else parent)
+            if mother is not None:
+                self._record("division", None, other_ids=cells.cell_id[slots], snapshot=mother)
             cls = AGENT_CLASSES[b["type"]]
             for s in slots:
                 self._handles[int(s)] = cls(self, int(s))
@@ -405,26 +449,45 @@ class Model(mesa.Model):
         if self.tick % self.every_frame == 0 or self.tick == self.n_ticks:
             self._frame()
         tm["observers"] += clock() - t0
+        self.running = self.tick < self.n_ticks
 
     def _frame(self) -> None:
         """Compute the frame's readouts, notify observers, start the next interval."""
         self.frame_readouts = self.readouts()
+        self.events.end_frame()
         self._notify("on_frame")
         self.resorbed_since_frame = 0
         self.formed_since_frame = 0
         self._last_frame_tick = self.tick
 
     def run(self, days: float | None = None) -> None:
-        """Run for ``days`` (default: the scenario's ``run.days``), then notify ``on_end``."""
-        n = self.n_ticks if days is None else int(math.ceil(days * 1440.0 / self.dt_move_min))
-        self.n_ticks = self.tick + n if days is not None else self.n_ticks
+        """Run for ``days`` more (default: to the scenario's ``run.days``), then
+        :meth:`finish`. Called again, it continues the same run."""
+        if days is not None:
+            if not (isinstance(days, (int, float)) and math.isfinite(days) and days > 0):
+                raise ValueError(f"run(days={days!r}): expected a positive number of days")
+            self.n_ticks = self.tick + int(math.ceil(days * 1440.0 / self.dt_move_min - 1e-9))
+        self.running = self.tick < self.n_ticks
         self.start()
         while self.tick < self.n_ticks:
             self.step()
         self.finish()
 
+    def run_model(self) -> None:
+        """Mesa's loop: step while ``running`` (until ``run.days``), then :meth:`finish`."""
+        self.start()
+        while self.running:
+            self.step()
+        self.finish()
+
     def finish(self) -> None:
-        """Notify observers that the run ended (``on_end``)."""
+        """End the run: notify observers (``on_end``). The run-file writer assembles the
+        complete run file and removes its ``.partial`` journal. Call it after stepping a
+        model by hand (``model.step()``); :meth:`run` and :meth:`run_model` call it. A model
+        stopped between two frames first takes a frame of the state it ends in."""
+        self.start()
+        if self.tick != self._last_frame_tick:
+            self._frame()
         self._notify("on_end")
 
     def extend_to(self, days: float) -> None:
@@ -448,9 +511,23 @@ class Model(mesa.Model):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._upgrade()
         self.observers = []
         self._user_step = self.step
         self.step = self._wrapped_step
+
+    def _upgrade(self) -> None:
+        """Fill what a checkpoint of an older niche lacks: the ``parent_id`` column, the
+        event log, and handles that kept their slot as ``slot``."""
+        c = self.cells
+        if not hasattr(c, "parent_id"):
+            c.parent_id = np.full(c.capacity, -1, np.int64)
+        if "events" not in self.__dict__:
+            self.events = EventLog()
+        for h in self._handles.values():
+            if "slot" in h.__dict__:
+                h._slot = h.__dict__.pop("slot")
+                h.unique_id = int(c.cell_id[h._slot])
 
     # ----------------------------------------------------------------- readouts
     def readouts(self) -> dict[str, float]:
@@ -491,6 +568,9 @@ class Model(mesa.Model):
         out.update(extra)
         return out
 
+
+#: event-log column -> CellStore array, for a cell as it is now
+_SNAPSHOT = {"id": "cell_id", "type": "type", "z": "z", "y": "y", "x": "x"}
 
 #: the morphometry keys the engine reports for trabecular bone (BoneJ definitions)
 MORPHOMETRY_READOUTS = ("bv_tv", "tb_th_um", "tb_sp_um", "tb_n_per_mm", "bs_bv_per_mm")

@@ -41,10 +41,15 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..core.events import EVENT_COLUMNS
 from .checkpoint import CheckpointError, fsync_dir, load_checkpoint, read_meta, write_atomic
 from .runfile import AGENT_COLUMNS, FRAME_KINDS, RunFileError, partial_path
 
-__all__ = ["Journal", "OutputBusy", "repair", "target_of", "load_file_checkpoint"]
+__all__ = ["Journal", "OutputBusy", "repair", "target_of", "load_file_checkpoint",
+           "AGENT_TABLE"]
+
+#: the agent-table columns the writer stores: the reader's columns and ``parent_id``
+AGENT_TABLE: dict[str, str] = {**AGENT_COLUMNS, "parent_id": "int64"}
 
 _FRAME = re.compile(r"^(\d{8})\.h5$")
 JOURNAL_FORMAT = "niche-journal"
@@ -333,15 +338,42 @@ def truncate_frames(f: h5py.File, n: int) -> None:
         ds = f["fields"][name]
         ds.resize((slots["fields"],) + ds.shape[1:])
     f["bone"].resize((slots["bone"],) + f["bone"].shape[1:])
-    off = f["agents/frame_offsets"]
-    j = slots["agents"]
-    rows = int(off[j])
-    off.resize((j + 1,))
-    for col in AGENT_COLUMNS:
-        f["agents"][col].resize((rows,))
+    _truncate_table(f["agents"], AGENT_TABLE, slots["agents"])
+    if "events" in f:
+        _truncate_table(f["events"], EVENT_COLUMNS, n)
     if "stored_frames" in f:
         for kind in FRAME_KINDS:
             f["stored_frames"][kind].resize((slots[kind],))
+
+
+def _truncate_table(g: h5py.Group, columns, j: int) -> None:
+    """Cut a flat table with ``frame_offsets`` back to its first ``j`` frames."""
+    off = g["frame_offsets"]
+    rows = int(off[j])
+    off.resize((j + 1,))
+    for col in columns:
+        if col in g:  # run files from before a column was added lack it
+            g[col].resize((rows,))
+
+
+def _append_table(g: h5py.Group, seg: h5py.Group | None, columns) -> None:
+    """Append one frame's rows (``seg``; None or a missing column: none or -1) to the
+    flat table ``g`` and its ``frame_offsets``."""
+    off = g["frame_offsets"]
+    j = off.shape[0] - 1
+    start = int(off[j])
+    m = 0
+    if seg is not None:
+        m = next((seg[c].shape[0] for c in columns if c in seg), 0)
+    for col in columns:
+        if col not in g:  # a run file from before the column: continued without it
+            continue
+        ds = g[col]
+        ds.resize((start + m,))
+        if m:
+            ds[start:] = seg[col][()] if col in seg else -1
+    off.resize((j + 2,))
+    off[j + 1] = start + m
 
 
 def _filters(ds: h5py.Dataset) -> tuple:
@@ -375,17 +407,9 @@ def append_frame(f: h5py.File, seg: h5py.File, k: int) -> None:
     if "bone" in seg:
         _copy_chunk(f["bone"], seg["bone"], f["bone"].shape[0])
     if "agents" in seg:
-        off = f["agents/frame_offsets"]
-        j = off.shape[0] - 1
-        start = int(off[j])
-        m = seg["agents"]["id"].shape[0]
-        for col in AGENT_COLUMNS:
-            ds = f["agents"][col]
-            ds.resize((start + m,))
-            if m:
-                ds[start:] = seg["agents"][col][()]
-        off.resize((j + 2,))
-        off[j + 1] = start + m
+        _append_table(f["agents"], seg["agents"], AGENT_TABLE)
+    if "events" in f:
+        _append_table(f["events"], seg.get("events"), EVENT_COLUMNS)
     if has_sf:
         for kind in kinds:
             ds = f["stored_frames"][kind]

@@ -20,13 +20,22 @@ import h5py
 import numpy as np
 
 from ..core.cells import TYPE_NAMES
+from ..core.events import EVENT_COLUMNS, EVENT_KINDS
 from ..core.observers import Observer
 from ..provenance import __version__, library_versions
-from .journal import Journal
-from .runfile import AGENT_COLUMNS, FORMAT_NAME, FRAME_KINDS, READOUT_UNITS, _STORE_NAME
+from .journal import AGENT_TABLE, Journal
+from .runfile import FORMAT_NAME, FRAME_KINDS, READOUT_UNITS, _STORE_NAME
 from .xdmf import write_xdmf, xdmf_paths
 
-__all__ = ["RunWriter", "write_sidecar"]
+__all__ = ["RunWriter", "write_sidecar", "readout_units"]
+
+
+def readout_units(name: str) -> str:
+    """Units of readout ``name``: ``pM`` for a field mean (``mean_<field>_pM``), else
+    :data:`~niche.io.runfile.READOUT_UNITS` (a KeyError naming a readout it lacks)."""
+    if name.startswith("mean_") and name.endswith("_pM"):
+        return "pM"
+    return READOUT_UNITS[name]
 
 
 def _compression(kind: str) -> dict[str, Any]:
@@ -43,8 +52,10 @@ class RunWriter(Observer):
     """Observer that writes the frames of a :class:`~niche.core.model.Model` to a run file.
 
     Frames go into the output's journal (:class:`~niche.io.journal.Journal`,
-    ``<out>.partial/``), one crash-safe file each; when the run ends they are assembled
-    into ``<out>`` and the journal is deleted. The journal (and with it the output) is
+    ``<out>.partial/``), one crash-safe file each, with the cell events since the frame
+    before (``/events``); when the run ends (``model.finish()``, which :meth:`run` and
+    ``run_model()`` call) they are assembled into ``<out>`` and the journal is deleted. A
+    model stepped on after that continues the file: the next frame reopens a journal on it. The journal (and with it the output) is
     claimed when the writer is made, so a second run on the same output is refused before
     it touches anything.
 
@@ -123,16 +134,29 @@ class RunWriter(Observer):
         f.create_dataset("vessel", data=model.lattice.vessel, **comp)
         ag = f.create_group("agents")
         ag.attrs["type_names"] = json.dumps(list(TYPE_NAMES))
-        for col, dt in AGENT_COLUMNS.items():
+        for col, dt in AGENT_TABLE.items():
             ag.create_dataset(col, shape=(0,), maxshape=(None,), dtype=dt, chunks=(65536,), **comp)
         ag["z"].attrs["units"] = ag["y"].attrs["units"] = ag["x"].attrs["units"] = "voxel"
         ag["age_days"].attrs["units"] = "day"
         ag.create_dataset("frame_offsets", data=np.zeros(1, np.int64), maxshape=(None,),
                           chunks=(1024,))
+        ag["parent_id"].attrs["meaning"] = "id of the mother (division), -1 if none"
+        eg = f.create_group("events")
+        eg.attrs["kinds"] = json.dumps(EVENT_KINDS)
+        eg.attrs["meaning"] = ("one row per cell event; rows of frame k (the events after "
+                               "frame k-1 up to frame k) are [frame_offsets[k], "
+                               "frame_offsets[k+1])")
+        for col, dt in EVENT_COLUMNS.items():
+            eg.create_dataset(col, shape=(0,), maxshape=(None,), dtype=dt, chunks=(16384,),
+                              **comp)
+        eg["t_days"].attrs["units"] = "day"
+        eg["z"].attrs["units"] = eg["y"].attrs["units"] = eg["x"].attrs["units"] = "voxel"
+        eg.create_dataset("frame_offsets", data=np.zeros(1, np.int64), maxshape=(None,),
+                          chunks=(1024,))
         rg = f.create_group("readouts")
         for name in self.readout_names:
             ds = rg.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
-            ds.attrs["units"] = READOUT_UNITS.get(name, "pM" if name.endswith("_pM") else "cells")
+            ds.attrs["units"] = readout_units(name)
         if self.level != "full":
             sg = f.create_group("stored_frames")
             sg.attrs["meaning"] = "frames (indices into time_days) that each kind's datasets hold"
@@ -150,6 +174,10 @@ class RunWriter(Observer):
 
     def on_frame(self, model) -> None:
         # the model frames its last tick itself, so the last frame is known when it comes
+        if self.journal is None:  # stepped on after finish(): continue the finished file
+            self.journal = Journal.create(self.path, overwrite=True, base=self.path,
+                                          base_frames=self.frames)
+            self.checkpoint_bytes = None
         k = self.frames
         self._commit(model, k, self._kinds(k, last=model.tick >= model.n_ticks))
         self.frames += 1
@@ -178,9 +206,14 @@ class RunWriter(Observer):
                 s = cells.alive_slots()
                 s = s[np.argsort(cells.cell_id[s], kind="stable")]
                 g = f.create_group("agents")
-                for col, dt in AGENT_COLUMNS.items():
+                for col, dt in AGENT_TABLE.items():
                     g.create_dataset(col, data=np.asarray(
                         getattr(cells, _STORE_NAME.get(col, col))[s], dt))
+
+            events = model.frame_events
+            g = f.create_group("events")
+            for col, dt in EVENT_COLUMNS.items():
+                g.create_dataset(col, data=np.asarray(events[col], dt))
 
         self.journal.write_frame(k, build)
         for kind in kinds:
@@ -188,6 +221,8 @@ class RunWriter(Observer):
                 self._stored[kind].append(k)
 
     def on_end(self, model) -> None:
+        if self.journal is None:  # finished already, nothing framed since
+            return
         if self.frames:
             # the last frame is always stored whole; should the model have framed past the
             # end it was told (run() called again), store the state it ended in, which is
