@@ -1,6 +1,6 @@
-"""Command line: ``niche run``, ``niche scenarios``, ``niche info``, ``niche bench``,
-``niche validate``, and the 3D replay (:mod:`niche.viz`, source folder ``viz/``):
-``niche render``, ``niche view``, ``niche serve`` (these three need the ``viz`` extra),
+"""Command line: ``niche run``, ``niche scenarios``, ``niche info``, ``niche export``,
+``niche bench``, ``niche validate``, and the 3D replay (:mod:`niche.viz`, source folder
+``viz/``): ``niche render``, ``niche view``, ``niche serve`` (these three need the ``viz`` extra),
 ``niche export-xdmf``.
 
 Errors in the user's input (scenario, overrides, output path, run file) print one line,
@@ -134,6 +134,19 @@ def _cmd_info(a) -> int:
     return 0
 
 
+def _cmd_export(a) -> int:
+    from .io.export import ExportError, export_run
+
+    try:
+        files = export_run(a.run, a.to, a.out, overwrite=a.overwrite)
+    except (ExportError, ImportError) as e:
+        print(f"niche: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(files)} files to {a.out}: "
+          + ", ".join(f.name for f in files[:6]) + (", ..." if len(files) > 6 else ""))
+    return 0
+
+
 def _cmd_bench(a) -> int:
     from .tools.bench import BenchUnavailable, run_bench
 
@@ -230,6 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="summarise a run file")
     i.add_argument("run", help="run file (.h5)")
     i.set_defaults(func=_cmd_info)
+    ex = sub.add_parser("export", help="export a run file's agents (all frames: decoded "
+                                       "states, um coordinates, local concentrations), "
+                                       "readouts and events as csv/parquet, or cells and "
+                                       "fields as VTK files for ParaView")
+    ex.add_argument("run", help="run file (.h5)")
+    ex.add_argument("--to", required=True, choices=("csv", "parquet", "vtk"),
+                    help="csv or parquet tables, or vtk (.vtp cells, .vti fields and bone, "
+                         ".pvd time series; needs the viz extra)")
+    ex.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    ex.add_argument("--overwrite", action="store_true",
+                    help="replace an existing output folder (after the export completes)")
+    ex.set_defaults(func=_cmd_export)
     b = sub.add_parser("bench", help="run the benchmark suite (JSON + Markdown + PNG)")
     b.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
     b.add_argument("--out", default="bench", help="output folder (default bench/)")

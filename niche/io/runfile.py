@@ -37,11 +37,14 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..core.cells import State
+from ..core.events import EVENT_COLUMNS
 from ..scenario import CELL_TYPES
 
 
 __all__ = ["RunFile", "RunFileError", "open_run", "partial_path", "FORMAT_NAME", "FORMAT_VERSION",
-           "AGENT_COLUMNS", "READOUT_UNITS", "READOUTS", "FRAME_KINDS"]
+           "AGENT_COLUMNS", "READOUT_UNITS", "READOUTS", "FRAME_KINDS", "STATE_FLAGS",
+           "decode_states"]
 
 FORMAT_NAME = "niche-run"
 #: newest version this niche reads and writes (1: every frame stored; 2: /stored_frames)
@@ -145,6 +148,29 @@ class _ReadoutUnits(dict):
 
 #: readout name -> unit (from :data:`READOUTS`)
 READOUT_UNITS: dict[str, str] = _ReadoutUnits({k: v[0] for k, v in READOUTS.items()})
+
+
+#: the event log ``/events`` (newer runs, :mod:`niche.core.events`): column -> dtype kinds
+#: accepted; the group's ``kinds`` attribute is JSON ``{"birth": 1, "death": 2, ...}``
+_EVENT_COLUMNS = {c: "f" if np.dtype(dt).kind == "f" else "iu" for c, dt in EVENT_COLUMNS.items()}
+#: the :class:`State` flags (the nonzero members), in bit order
+STATE_FLAGS: tuple[State, ...] = tuple(sorted((f for f in State if f.value), key=int))
+
+
+def decode_states(state: np.ndarray):
+    """The ``state`` bit fields as a DataFrame: ``states``, the flags' names joined by
+    ``|`` (``""``: none), and one boolean ``state_<flag>`` (lower case) per flag."""
+    import pandas as pd
+
+    st = np.asarray(state).astype(np.uint32)
+    out = {}
+    uniq, inv = np.unique(st, return_inverse=True)
+    names = np.array(["|".join(f.name for f in STATE_FLAGS if int(u) & int(f)) for u in uniq],
+                     dtype=object)
+    out["states"] = names[inv.reshape(-1)] if st.size else np.zeros(0, object)
+    for f in STATE_FLAGS:
+        out[f"state_{f.name.lower()}"] = (st & np.uint32(f)) != 0
+    return pd.DataFrame(out)
 
 
 class RunFileError(ValueError):
@@ -317,6 +343,11 @@ class RunFile:
         self._dataset("vessel", 3, "iub", lattice=True)
         self._node("agents", group=True)
         rows = min(self._dataset(f"agents/{c}", 1, k).shape[0] for c, k in _AGENT_KINDS.items())
+        # columns newer writers add (e.g. parent_id): read where present, never required
+        self._extra_agent_columns = [
+            c for c, ds in self.h5["agents"].items()
+            if c not in AGENT_COLUMNS and c != "frame_offsets" and isinstance(ds, h5py.Dataset)
+            and ds.ndim == 1 and ds.shape[0] >= rows and ds.dtype.kind in "iuf"]
         self._dataset("agents/frame_offsets", 1, "iu")
         self._off = self._read("agents/frame_offsets").astype(np.int64)
         if self._off.size == 0:
@@ -474,20 +505,267 @@ class RunFile:
     def vessel(self) -> np.ndarray:
         return self._read("vessel", (), "the vessel mask")
 
-    def agents(self, frame: int):
-        """The agents of one frame as a pandas DataFrame (with a ``type_name`` column)."""
+    def agents(self, frame: int | None = None, *, frames: Any = None,
+               concentrations: bool = True):
+        """The agent table as a pandas DataFrame.
+
+        ``agents(k)``: the stored columns of frame ``k`` (``AGENT_COLUMNS``, any newer
+        column such as ``parent_id``) and ``type_name``; cheap, what the viewer reads.
+
+        ``agents()``, ``agents(frames=[0, -1])`` or ``agents(frames=3)``: the analysis table
+        over all (or the chosen) frames with agents, one row per cell and frame: ``frame``,
+        ``t_days``, the stored columns, ``type_name``, the decoded states (``states``, e.g.
+        ``"REGULATORY|CXCR3"``, and one boolean ``state_<flag>`` per :class:`State` flag),
+        ``z_um``, ``y_um``, ``x_um`` (voxel centres, ``(i + 0.5) * voxel_um``) and, unless
+        ``concentrations=False``, ``conc_<FIELD>_<unit>``: each field at the cell's voxel
+        at that frame (NaN at a frame whose fields are not stored, see
+        :meth:`stored_frames`).
+        """
         import pandas as pd
 
-        k = self._frame(frame)
-        j = self._slot("agents", k, "the agent table")
-        a, b = int(self._off[j]), int(self._off[j + 1])
-        what = f"the agent table at frame {k}"
-        df = pd.DataFrame({c: self._read(f"agents/{c}", slice(a, b), what) for c in AGENT_COLUMNS})
+        if frame is not None:
+            if frames is not None:
+                raise TypeError("agents(): give frame (one frame's stored table) or frames "
+                                "(the analysis table), not both")
+            return self._agent_rows(frame)
+        ks = self._frames_arg(frames, self.agent_frames)
+        parts = [self._agent_detail(k, concentrations) for k in ks]
+        if not parts:
+            return self._agent_detail(None, concentrations)
+        return pd.concat(parts, ignore_index=True)
+
+    def _frames_arg(self, frames: Any, default: np.ndarray) -> list[int]:
+        """``frames`` (None: ``default``; an int; or a sequence) as frame numbers."""
+        if frames is None:
+            return [int(k) for k in default]
+        if _is_int(frames):
+            frames = [frames]
+        if isinstance(frames, (str, bytes)) or not hasattr(frames, "__iter__"):
+            raise TypeError(f"frames {_short(frames)}: expected a frame number or a list of "
+                            "them")
+        out = []
+        for k in frames:
+            if not _is_int(k):
+                raise TypeError(f"frames: {_short(k)} is not a frame number")
+            out.append(self._frame(k))
+        return out
+
+    def _agent_rows(self, frame: int | None):
+        """The stored agent columns of one frame (None: an empty table), with type_name."""
+        import pandas as pd
+
+        cols = list(AGENT_COLUMNS) + self._extra_agent_columns
+        what = "the agent table"
+        if frame is None:
+            df = pd.DataFrame({c: np.zeros(0, self.h5[f"agents/{c}"].dtype) for c in cols})
+        else:
+            k = self._frame(frame)
+            j = self._slot("agents", k, "the agent table")
+            a, b = int(self._off[j]), int(self._off[j + 1])
+            what = f"the agent table at frame {k}"
+            df = pd.DataFrame({c: self._read(f"agents/{c}", slice(a, b), what) for c in cols})
         codes = df["type"].to_numpy()
         if codes.size and (codes.min() < 0 or codes.max() >= len(self.type_names)):
-            raise self._error(f"{what} has cell type codes outside 0..{len(self.type_names) - 1}")
+            raise self._error(f"{what} has cell type codes outside "
+                              f"0..{len(self.type_names) - 1}")
         df["type_name"] = pd.Categorical.from_codes(codes.astype(int), self.type_names)
         return df
+
+    def _um(self, df) -> None:
+        """Add ``z_um``, ``y_um``, ``x_um``: voxel centres in micrometres."""
+        for ax in "zyx":
+            df[f"{ax}_um"] = (df[ax].to_numpy(np.float64) + 0.5) * self.voxel_um
+
+    def _agent_detail(self, frame: int | None, concentrations: bool):
+        """One frame of the analysis table (see :meth:`agents`)."""
+        df = self._agent_rows(frame)
+        n = len(df)
+        df.insert(0, "t_days", np.full(n, np.nan if frame is None else self.times[frame]))
+        df.insert(0, "frame", np.full(n, -1 if frame is None else frame, np.int64))
+        df = df.join(decode_states(df["state"].to_numpy()))
+        self._um(df)
+        if concentrations:
+            fields = frame is not None and frame in set(self.stored_frames("fields").tolist())
+            z, y, x = (df[ax].to_numpy(np.intp) for ax in "zyx")
+            for name in self._field_names:
+                col = f"conc_{name}_{self.field_units(name)}"
+                df[col] = self.field(name, frame)[z, y, x].astype(np.float64) if fields \
+                    else np.full(n, np.nan)
+        return df
+
+    def field_units(self, name: str) -> str:
+        """The ``units`` attribute of field ``name`` (pM for files without one)."""
+        if name not in self._field_names:
+            raise KeyError(f"no field {name!r} in run (has {self.field_names})")
+        u = self.h5[f"fields/{name}"].attrs.get("units", "pM")
+        return u.decode() if isinstance(u, bytes) else str(u)
+
+    def readout_units(self, name: str) -> str:
+        """The ``units`` attribute of readout ``name`` (else :data:`READOUT_UNITS`)."""
+        if name not in self._readout_names:
+            raise KeyError(f"no readout {name!r} in run")
+        u = self.h5[f"readouts/{name}"].attrs.get("units")
+        if u is None:
+            return READOUT_UNITS.get(name, "")
+        return u.decode() if isinstance(u, bytes) else str(u)
+
+    def tracks(self, frames: Any = None):
+        """Per-cell trajectories over the frames with agents (or the chosen ones): one row
+        per cell and frame, sorted by ``id`` then ``frame``: ``id``, ``frame``, ``t_days``,
+        ``type_name``, ``z``, ``y``, ``x``, ``z_um``, ``y_um``, ``x_um``, and ``step_um``,
+        the straight distance from the cell's previous row (NaN on its first)."""
+        cols = ["id", "frame", "t_days", "type_name", "z", "y", "x", "z_um", "y_um", "x_um"]
+        df = self.agents(frames=frames, concentrations=False)[cols]
+        df = df.sort_values(["id", "frame"], kind="stable").reset_index(drop=True)
+        d = df[["z_um", "y_um", "x_um"]].to_numpy()
+        step = np.full(len(df), np.nan)
+        same = df["id"].to_numpy()[1:] == df["id"].to_numpy()[:-1]
+        step[1:][same] = np.sqrt(((d[1:] - d[:-1]) ** 2).sum(axis=1))[same]
+        df["step_um"] = step
+        return df
+
+    @property
+    def has_events(self) -> bool:
+        """Whether the file holds an event log (``/events``; newer runs)."""
+        return isinstance(self.h5.get("events"), h5py.Group)
+
+    def events(self):
+        """The event log (``/events``) as a DataFrame, one row per event in time order:
+        ``frame`` (where the file has ``/events/frame_offsets``: the frame that closes the
+        interval the event happened in), ``t_days``, ``tick``, ``kind`` (``birth``, ``death``, ``fusion``,
+        ``differentiation``, ``division``; from the group's ``kinds`` attribute), ``id``,
+        ``other_id`` (the other cell of a fusion or division; -1: none), ``type``,
+        ``type_name``, ``z``, ``y``, ``x`` and ``z_um``, ``y_um``, ``x_um``. Older files
+        have no event log: a RunFileError says so."""
+        import pandas as pd
+
+        if not self.has_events:
+            raise self._error("has no event log (/events): it was written by a niche from "
+                              "before event logs; run the scenario again for one")
+        g = self._node("events", group=True)
+        try:
+            kinds = json.loads(g.attrs["kinds"])
+            if not isinstance(kinds, dict) or not all(
+                    isinstance(k, str) and _is_int(v) for k, v in kinds.items()):
+                raise ValueError
+        except (KeyError, TypeError, ValueError):
+            raise self._error(f"/events attribute kinds is {_short(g.attrs.get('kinds'))}, "
+                              "expected a JSON object of kind name -> code") from None
+        cols = {}
+        for c, k in _EVENT_COLUMNS.items():
+            self._dataset(f"events/{c}", 1, k)
+            cols[c] = self._read(f"events/{c}", (), f"the event log's {c!r}")
+        lens = {c: v.size for c, v in cols.items()}
+        if len(set(lens.values())) > 1:
+            raise self._error(f"/events columns differ in length ({lens})")
+        df = pd.DataFrame(cols)
+        if "frame_offsets" in g:  # rows of frame k: [off[k], off[k+1]); complete frames only
+            off = self._read("events/frame_offsets", (), "the event log's frame offsets")
+            off = off[: self.n_frames + 1].astype(np.int64)
+            if off.size < 1 or off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] > len(df):
+                raise self._error(f"/events/frame_offsets is {_frame_list(off)}, expected "
+                                  f"ascending row numbers within the event log ({len(df)} rows)")
+            df = df.iloc[: off[-1]].copy()
+            df.insert(0, "frame", np.repeat(np.arange(off.size - 1), np.diff(off)))
+        codes = df["kind"].to_numpy().astype(np.int64)
+        names = {int(v): k for k, v in kinds.items()}
+        unknown = sorted(set(codes.tolist()) - set(names))
+        if unknown:
+            raise self._error(f"/events has kind codes {unknown} that attribute kinds "
+                              f"({g.attrs['kinds']}) does not name")
+        order = sorted(names)
+        df["kind"] = pd.Categorical.from_codes(
+            np.searchsorted(order, codes), [names[c] for c in order])
+        t = df["type"].to_numpy().astype(np.int64)
+        if t.size and (t.min() < -1 or t.max() >= len(self.type_names)):
+            raise self._error(f"/events has cell type codes outside -1..{len(self.type_names) - 1}")
+        df.insert(df.columns.get_loc("type") + 1, "type_name",
+                  pd.Categorical.from_codes(t, self.type_names))
+        self._um(df)
+        return df
+
+    def to_xarray(self, fields: Any = None, bone: bool = True):
+        """The run as an :class:`xarray.Dataset` (needs the ``analysis`` extra), read into
+        memory: each field (``fields``: names, default all) as ``(time, z, y, x)``, ``bone``
+        as ``(time, z, y, x)`` uint8 (``bone=False`` leaves it out), ``vessel``
+        ``(z, y, x)``, and every readout over ``time``; ``units`` attributes throughout.
+
+        Coordinates: ``z``, ``y``, ``x`` in um (voxel centres), ``time`` in days, with the
+        frame numbers in ``frame``. Fields and bone use ``time`` when they are stored at
+        every frame (output level ``full``); otherwise their own ``time_fields`` /
+        ``time_bone`` axes over the frames that hold them (``frame_fields``,
+        ``frame_bone``).
+        """
+        xr = _optional("xarray", "to_xarray")
+        names = self.field_names if fields is None else list(fields)
+        for n in names:
+            if n not in self._field_names:
+                raise KeyError(f"no field {n!r} in run (has {self.field_names})")
+        every = np.arange(self.n_frames, dtype=np.int64)
+        coords: dict[str, Any] = {
+            ax: (ax, (np.arange(n) + 0.5) * self.voxel_um, {"units": "um"})
+            for ax, n in zip("zyx", self._shape)}
+        coords["time"] = ("time", self.times, {"units": "day"})
+        coords["frame"] = ("time", every)
+
+        def axis(kind: str) -> str:
+            ks = self.stored_frames(kind)
+            if np.array_equal(ks, every):
+                return "time"
+            coords[f"time_{kind}"] = (f"time_{kind}", self.times[ks], {"units": "day"})
+            coords[f"frame_{kind}"] = (f"time_{kind}", ks)
+            return f"time_{kind}"
+
+        data: dict[str, Any] = {}
+        if names:
+            t = axis("fields")
+            ks = self.stored_frames("fields")
+            for n in names:
+                arr = np.stack([self.field(n, k) for k in ks]) if ks.size \
+                    else np.zeros((0, *self._shape), np.float32)
+                data[n] = ((t, "z", "y", "x"), arr, {"units": self.field_units(n)})
+        if bone:
+            ks = self.bone_frames
+            arr = np.stack([self.bone(k) for k in ks]) if ks.size \
+                else np.zeros((0, *self._shape), np.uint8)
+            data["bone"] = ((axis("bone"), "z", "y", "x"), arr, {"units": "1 = bone"})
+        data["vessel"] = (("z", "y", "x"), self.vessel, {"units": "1 = vessel lumen"})
+        ro = self.readouts
+        for n in ro.columns:
+            if n in data or n in coords:
+                raise self._error(f"readout {n!r} has the name of a field or coordinate")
+            data[n] = ("time", ro[n].to_numpy(), {"units": self.readout_units(n)})
+        attrs = {k: self._attrs[k] for k in ("scenario_name", "seed", "niche_version",
+                                            "status", "format_version") if k in self._attrs}
+        attrs.update(voxel_um=self.voxel_um, output_level=self.level,
+                     source=self.path.name)
+        return xr.Dataset(data, coords=coords, attrs=_plain(attrs))
+
+    def to_anndata(self, frames: Any = -1):
+        """The cells as an :class:`anndata.AnnData` (needs the ``analysis`` extra): one
+        observation per cell and frame (``frames``: a frame, a list, or None for every frame
+        with agents; default the last), the local concentrations as variables (``X``, one
+        per field, ``var['units']``), everything else of :meth:`agents` in ``obs`` (type,
+        decoded states, nuclei, age, coordinates), ``obsm['spatial']`` the (x, y, z)
+        positions in um and ``uns['niche']`` the run's scenario, seed and voxel size.
+        Observation names are ``<id>@<frame>``."""
+        ad = _optional("anndata", "to_anndata")
+        import pandas as pd
+
+        df = self.agents(frames=frames)
+        conc = [c for c in df.columns if c.startswith("conc_")]
+        obs = df.drop(columns=conc)
+        obs.index = pd.Index([f"{i}@{k}" for i, k in zip(df["id"], df["frame"])], dtype=str)
+        obs["states"] = obs["states"].astype(str)
+        var = pd.DataFrame({"units": [self.field_units(n) for n in self._field_names]},
+                           index=pd.Index(self._field_names, dtype=str))
+        x = df[conc].to_numpy(np.float32) if conc else np.zeros((len(df), 0), np.float32)
+        uns = {"niche": _plain({"scenario_name": self._attrs.get("scenario_name", ""),
+                                "seed": self._attrs.get("seed", -1),
+                                "voxel_um": self.voxel_um, "source": self.path.name,
+                                "times_days": self.times})}
+        return ad.AnnData(X=x, obs=obs, var=var, uns=uns,
+                          obsm={"spatial": df[["x_um", "y_um", "z_um"]].to_numpy()})
 
     @property
     def frame_offsets(self) -> np.ndarray:
@@ -545,6 +823,21 @@ def _frame_list(idx: np.ndarray, most: int = 12) -> str:
     h = most // 2
     return "[" + ", ".join(map(str, v[:h])) + f", ... ({len(v) - 2 * h} more), " \
         + ", ".join(map(str, v[-h:])) + "]"
+
+
+def _optional(module: str, what: str):
+    """Import an optional dependency, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{what} needs {module}: pip install \"niche[analysis]\"") from None
+
+
+def _plain(d: dict) -> dict:
+    """Attribute values as plain Python / numpy values (no numpy scalars)."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in d.items()}
 
 
 def open_run(path: str | os.PathLike) -> RunFile:
