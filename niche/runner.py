@@ -66,6 +66,25 @@ class NicheModel(Model):
     ``mesa.DataCollector``) records, after every step, ``t_days`` and the ``collect``
     readouts of the latest frame (readouts are computed on frames,
     ``run.frame_interval_days``); ``model.running`` turns False when ``run.days`` is reached.
+    In ``batch_run`` parameters a Scenario object goes in a list (``{"scenario": [sc]}``):
+    Mesa iterates any other value.
+
+    Each cell has one Mesa agent for life: ``unique_id`` is its lifelong id (kept when a
+    monocyte becomes an osteoclast, and by the surviving cell of a fusion), so DataCollector
+    agent reporters follow cells; ``agent.remove()`` removes the cell; a handle of a cell
+    that is gone raises :class:`~niche.core.agents.StaleAgentError`. ``model.frame_events``
+    holds the births, deaths, fusions, differentiations and divisions up to the last frame.
+
+    ``model.run_model()`` and ``model.run(days)`` step to the end and call
+    ``model.finish()``; ``run(days)`` called again continues the same run. A model stepped
+    by hand under a run-file writer ends its file with ``model.finish()``, which assembles
+    the complete run file and removes the ``.partial`` journal::
+
+        writer = niche.io.RunWriter("out.h5")
+        model = NicheModel("ovx", seed=1, observers=[writer])
+        for _ in range(model.n_ticks):
+            model.step()
+        model.finish()  # out.h5 complete, no out.h5.partial left
 
     Args:
         scenario: a :class:`~niche.scenario.Scenario`, a TOML path or a scenario name.
@@ -82,6 +101,11 @@ class NicheModel(Model):
                  rules: Rules | None = None, observers=(),
                  collect: Sequence[str] = DEFAULT_COLLECT, allow_large: bool = False,
                  **overrides: Any):
+        if not isinstance(scenario, (Scenario, str, os.PathLike)):
+            raise ConfigError(
+                f"scenario={scenario!r}: expected a Scenario, a TOML path or a scenario name "
+                "(in mesa.batch_run parameters put a Scenario object in a list: "
+                "{'scenario': [sc]})")
         scenario = with_overrides(scenario, overrides)
         super().__init__(scenario, seed=seed, rules=rules or rules_for(scenario),
                          observers=observers, allow_large=allow_large)
