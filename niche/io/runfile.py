@@ -12,6 +12,8 @@ Layout (format ``niche-run``; full description in docs/file-format.md)::
     /agents/<column>        (N_total,) flat table over all stored frames
     /agents/frame_offsets   (Fa + 1,) int64: rows of stored frame j are [off[j], off[j+1])
     /readouts/<name>        (F,) float64; attrs units
+    /events/<column>        newer runs: the cell event log (t_days, tick, kind, id, other_id,
+                            type, z, y, x; attr kinds = JSON kind -> code; frame_offsets)
     /stored_frames/<kind>   (Fk,) int64, kind in fields, bone, agents: the frames (indices
                             into time_days) that the kind's datasets hold, ascending;
                             absent = every frame (Fk = F)
@@ -26,6 +28,10 @@ The writer (:mod:`.writer`) commits every frame to the journal ``<out>.partial/`
 killed run leaves its journal, which ``niche repair`` turns into a run file of its complete
 frames and ``niche resume`` continues. An existing target is never touched unless
 ``overwrite=True``.
+
+Analysis views (docs/analysis.md): :meth:`RunFile.agents` over all frames (decoded states,
+um coordinates, local concentrations), :meth:`RunFile.tracks`, :meth:`RunFile.events`,
+:meth:`RunFile.to_xarray`, :meth:`RunFile.to_anndata`; :mod:`.export` writes them out.
 """
 from __future__ import annotations
 
