@@ -2,7 +2,7 @@
 
 A checkpoint is the whole model (cell arrays, fields, bone, time and tick counters, every
 RNG state: the model's numpy Generators, Mesa's ``random``/``rng`` and the kernels' seed;
-pending changes, the host's schedules and pharmacokinetic state, perturbation progress,
+pending changes, the cell events since the last frame, the host's schedules and pharmacokinetic state, perturbation progress,
 the rule set's own state) plus the state of the observers that keep any (the run-file
 writer's frame counters, the readout history, the Mesa DataCollector). It is taken between
 two movement ticks, so a model restored from it continues with the next tick exactly as the
