@@ -16,6 +16,7 @@ from it for Python-level draws, and counter-based streams inside kernels.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections import defaultdict
 
@@ -464,7 +465,7 @@ class Model(mesa.Model):
         """Run for ``days`` more (default: to the scenario's ``run.days``), then
         :meth:`finish`. Called again, it continues the same run."""
         if days is not None:
-            if not (isinstance(days, (int, float)) and math.isfinite(days) and days > 0):
+            if not (isinstance(days, numbers.Real) and math.isfinite(days) and days > 0):
                 raise ValueError(f"run(days={days!r}): expected a positive number of days")
             self.n_ticks = self.tick + int(math.ceil(days * 1440.0 / self.dt_move_min - 1e-9))
         self.running = self.tick < self.n_ticks
