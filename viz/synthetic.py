@@ -26,6 +26,13 @@ class _FakeModel(SimpleNamespace):
     def field_index(self, name: str) -> int:
         return self.field_names.index(name)
 
+    @property
+    def frame_events(self) -> dict[str, np.ndarray]:
+        """No cell events: the synthetic cells only move."""
+        from niche.core.events import empty_events
+
+        return empty_events()
+
     def readouts(self) -> dict[str, float]:
         bone = self.lattice.bone
         counts = np.bincount(self.cells.type[self.cells.alive_slots()], minlength=5)
