@@ -122,4 +122,4 @@ class Ctx:
             return
         z, y, x = np.unravel_index(flat[ok], c.shape)
         st = np.broadcast_to(np.asarray(state, np.uint32), parents.shape)[ok]
-        m.changes.birth_at(TYPE_CODES[type_name], z, y, x, state=st)
+        m.changes.birth_at(TYPE_CODES[type_name], z, y, x, state=st, parents=parents[ok])
