@@ -332,9 +332,9 @@ def test_transfer_adds_cells_once():
     ("monocyte_il2_stat1", "ifn"), ("tcell_tnf", "tnf"), ("osteoblast_rankl", "rankl"),
     ("ilc2_il10", "il10"), ("ilc2_cgrp", "cgrp")])
 def test_knockouts_remove_their_pathway(pathway, check):
-    if check == "ifn":
+    if check == "ifn":   # a well whose precursors answer RANKL at once (no RANK priming)
         base = "invitro_osteoclastogenesis_il2"
-        ov = _vitro(1.0)
+        ov = _vitro(1.0, **{"invitro.rank_priming_days": 0.0})
     else:
         base = "ovx_il2"
         ov = tiny_overrides(2.0) | {"il2.start_day": 0.0, "il2.duration_days": 5.0}
@@ -383,6 +383,33 @@ def test_il2_suppresses_osteoclastogenesis_in_culture():
         n[name] = m.frame_readouts["n_oc_multinuc"]
     assert n["invitro_osteoclastogenesis"] >= 5
     assert n["invitro_osteoclastogenesis_il2"] < 0.7 * n["invitro_osteoclastogenesis"]
+
+
+def test_culture_precursors_answer_rankl_only_after_rank_priming():
+    """``invitro.rank_priming_days`` T: seeded monocytes neither commit nor enter the IL-2
+    interferon programme before T days in the well (no RANK yet), and do after it; marrow
+    precursors express RANK at once (the parameter belongs to the culture)."""
+    from niche.biology.monocyte import rank_expressed
+
+    def well(t_prime, days):
+        m = NicheModel(load_scenario("invitro_osteoclastogenesis_il2", {
+            "domain.shape_voxels": [4, 30, 30], "invitro.rank_priming_days": t_prime}))
+        m.run(days)
+        return (_count_state(m, "monocyte", State.PRE_OSTEOCLAST)
+                + m.cells.slots_of_type(TYPE_CODES["osteoclast"]).size,
+                _count_state(m, "monocyte", State.IFN_PROGRAM))
+
+    pre, ifn = well(1.0, 0.9)
+    assert pre == 0 and ifn == 0
+    pre0, ifn0 = well(0.0, 0.9)
+    assert pre0 > 0 and ifn0 > 0            # the same well without priming answers at once
+    pre, ifn = well(1.0, 1.5)
+    assert pre > 0 and ifn > 0
+    m, ctx = _ctx("ovx")
+    s = ctx.slots("monocyte")
+    assert s.size and (rank_expressed(ctx, s) == 1.0).all()
+    with pytest.raises(ConfigError, match="invitro.rank_priming_days"):
+        load_scenario("invitro_osteoclastogenesis", {"invitro.rank_priming_days": -1})
 
 
 def test_fusion_keeps_nuclei():

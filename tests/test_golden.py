@@ -36,7 +36,7 @@ CASES: dict[str, tuple[str, dict]] = {
         "cells.osteoclast.initial_per_mm3": 5000.0, "cells.ilc2.initial_per_mm3": 20000.0,
         "output.xdmf": False}),
     "culture_treg": ("invitro_osteoclastogenesis_treg", {
-        "domain.shape_voxels": [4, 24, 24], "run.days": 3.0, "run.frame_interval_days": 1.0,
+        "domain.shape_voxels": [4, 24, 24], "run.days": 5.0, "run.frame_interval_days": 1.0,
         "run.seed": 3, "invitro.monocytes_per_mm2": 5000.0, "output.xdmf": False}),
 }
 

@@ -39,7 +39,8 @@ INVIVO = ("ovx_il2", {
 #: a culture well (Treg co-culture)
 CULTURE = ("invitro_osteoclastogenesis_treg", {
     "domain.shape_voxels": [4, 24, 24], "run.days": 3.0, "run.frame_interval_days": 1.0,
-    "run.seed": 3, "invitro.monocytes_per_mm2": 5000.0, "output.xdmf": False})
+    "run.seed": 3, "invitro.monocytes_per_mm2": 5000.0, "output.xdmf": False,
+    "invitro.rank_priming_days": 0.0})   # precursors answer RANKL at once: fusions by day 3
 CASES = {"invivo": INVIVO, "culture": CULTURE}
 
 

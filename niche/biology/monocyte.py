@@ -11,7 +11,9 @@ osteoclast lineage (``PRE_OSTEOCLAST``) at ``commitment_per_day * drive``::
                  * (1 - block of the IL-2 interferon programme, if on)
                  * (1 - CTLA-4 block, while touching a Treg)
 
-and becomes fusion competent ``maturation_days`` later (its ``committed_days`` count them). SCFAs lower the
+(monocytes without RANK, i.e. freshly isolated culture cells
+before ``invitro.rank_priming_days`` under M-CSF, have R = 0) and becomes fusion competent
+``maturation_days`` later (its ``committed_days`` count them). SCFAs lower the
 TRAF6/NFATc1 drive by metabolic reprogramming (Lucas 2018); IL-10 blocks NFATc1 early
 (Evans & Fox 2007); CGRP and IL-4/IL-13 suppress (seed 004, Omata 2020). IL-2 switches
 RANKL-stimulated monocytes, uncommitted or committed, into a STAT1-IRF1 interferon
@@ -33,7 +35,8 @@ from ..kernels.fusion import touches_bone
 from . import osteoblast
 from .context import Ctx, add_rate, hill, occupancy
 
-__all__ = ["decide", "commitment_drive", "il2_signal", "rankl_signal", "rates"]
+__all__ = ["decide", "commitment_drive", "il2_signal", "rank_expressed", "rankl_signal",
+           "rates"]
 
 
 def rankl_signal(ctx: Ctx, s: np.ndarray, on_bone: np.ndarray) -> np.ndarray:
@@ -51,6 +54,19 @@ def rankl_signal(ctx: Ctx, s: np.ndarray, on_bone: np.ndarray) -> np.ndarray:
     return occupancy(free, p.rankl_k_pM)
 
 
+def rank_expressed(ctx: Ctx, s: np.ndarray) -> np.ndarray:
+    """1.0 for monocytes ``s`` that express RANK, else 0.0. Marrow precursors do: the
+    precursors that enter the marrow from blood are already RANK+ (Muto 2011 JBMR
+    10.1002/jbmr.490; Mizoguchi 2009 J Cell Biol 10.1083/jcb.200807010). Freshly
+    isolated cells of a culture well need ``invitro.rank_priming_days`` under M-CSF first
+    (M-CSF induces RANK on c-Fms+ precursors: Arai 1999 J Exp Med 10.1084/jem.190.12.1741),
+    counted by their age in the well."""
+    iv = ctx.model.scenario.invitro
+    if iv is None or iv.rank_priming_days <= 0.0:
+        return np.ones(s.size)
+    return (ctx.cells.age_days[s] >= iv.rank_priming_days).astype(np.float64)
+
+
 def il2_signal(ctx: Ctx, s: np.ndarray) -> np.ndarray:
     """IL-2 signal of monocytes ``s`` for the interferon programme: the Hill function
     ``x^h / (1 + x^h)`` of ``x = IL2 / il2_k_pM``."""
@@ -64,7 +80,7 @@ def commitment_drive(ctx: Ctx, s: np.ndarray, mcsf: float,
     their RANKL occupancy."""
     p = ctx.P.monocyte
     c = ctx.conc
-    r = rankl_signal(ctx, s, on_bone)
+    r = rankl_signal(ctx, s, on_bone) * rank_expressed(ctx, s)
     pot = (1.0 + p.tnf_gain * occupancy(c("TNF", s), p.tnf_k_pM)
            + p.il17_gain * occupancy(c("IL17", s), p.il17_k_pM))
     inh = (1.0 / (1.0 + (c("SCFA", s) / p.scfa_k_pM) ** p.scfa_hill)
@@ -96,7 +112,7 @@ def decide(ctx: Ctx, mcsf: float) -> None:
     if "monocyte_il2_stat1" not in ctx.knockouts:
         ifn = ctx.has(s, State.IFN_PROGRAM)
         il2 = il2_signal(ctx, s)
-        sig = il2 * rankl_signal(ctx, s, on_bone)
+        sig = il2 * rankl_signal(ctx, s, on_bone) * rank_expressed(ctx, s)
         ctx.set_flag(ctx.events(s[~ifn], p.ifn_induction_per_day * sig[~ifn]),
                      State.IFN_PROGRAM)
         ctx.set_flag(ctx.events(s[ifn], p.ifn_loss_per_day * (1.0 - il2[ifn])),

@@ -252,10 +252,10 @@ class MonocyteParams(Strict):
     maturation_days: float = param(
         1.5, "day", "calibrated: TRAP+ multinucleated cells appear by day 3-5 of culture "
         "(biology.md); fusion competence (DC-STAMP, OC-STAMP) follows NFATc1 by 1-2 days. "
-        "Culture onset is then 2.0 d, early for V10; the calibration on the culture rows "
-        "(docs/calibration/culture-fusion.md) puts it at 2.9 d, but that value blunts the "
-        "in-vivo OVX response (V1 -4 to -7 % instead of -18 %), so it is not adopted until "
-        "culture and in-vivo rows are calibrated together",
+        "A calibration of it on the culture rows (docs/calibration/culture-fusion.md) put "
+        "it at 2.9 d, but that value blunts the in-vivo OVX response (V1 -4 to -7 % instead "
+        "of -18 %); the late culture onset is the culture precursors' RANK priming "
+        "(invitro.rank_priming_days) instead",
         "time from commitment to fusion competence", ge=0)
     scfa_k_pM: float = param(
         1.5e6, "pM", "calibrated: propionate/butyrate 150 mM in water prevent OVX loss "
@@ -565,6 +565,16 @@ class InVitroConfig(Strict):
                               "M-CSF signal of the medium (0-1)", ge=0, le=1)
     rankl_pM: float = param(2500.0, "pM", "50 ng/ml soluble RANKL (~20 kDa) in standard "
                             "protocols", "medium RANKL", ge=0)
+    rank_priming_days: float = param(
+        2.053, "day", "calibrated with niche calibrate on V10-V12 "
+        "(docs/calibration/culture-rank-priming.toml: posterior median 2.05 d, 95 % [0.88, "
+        "2.96] d; prior [0, 3] d): M-CSF induces RANK on freshly isolated c-Fms+ marrow "
+        "precursors (Arai 1999 J Exp Med 10.1084/jem.190.12.1741), which is why standard "
+        "protocols culture them with M-CSF before or alongside RANKL; the precursors that "
+        "reach the marrow from blood already express RANK (Muto 2011 JBMR "
+        "10.1002/jbmr.490), so in vivo there is no such delay",
+        "days under M-CSF before a seeded monocyte expresses RANK and can answer RANKL "
+        "(commitment, the IL-2 interferon programme); 0 = at once", ge=0, le=7)
     il2_pM: float = param(0.0, "pM", "seed 004 used ng/ml IL-2 in culture (1 ng/ml ~ 65 pM)",
                           "medium IL-2", ge=0)
     scfa_pM: float = param(0.0, "pM", "Lucas 2018 used 0.1-1 mM propionate/butyrate",
