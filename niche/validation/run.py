@@ -52,13 +52,13 @@ CALIBRATION_SEED_BASE = 2 ** 62
 QUICK_ROWS: tuple[str, ...] = ("V10", "V11")
 QUICK_REPLICATES = 2
 #: seeds per arm of a full validation: with 15 seeds of a 48^3 domain a block passes every
-#: row with probability ~0.9 (verdict-stability bootstrap over 18 seeds,
-#: docs/validation/three-blocks.md); with 5 it was ~0.13. About 75 min on 2 cores.
+#: row with probability ~0.94 (verdict-stability bootstrap over 26 seeds,
+#: docs/validation/three-blocks.md); with 5, ~0.26. About 45 min on 2 idle cores.
 DEFAULT_REPLICATES = 15
 #: domain of in-vivo arms in quick mode (unless ``--shape``)
 QUICK_SHAPE: tuple[int, int, int] = (24, 24, 24)
 #: domain of in-vivo arms in a full run (unless ``--shape``): 480 um cubes, 0.11 mm^3,
-#: ~20 trabeculae; one seed of all arms takes ~5 min of one core
+#: ~20 trabeculae; one seed of all arms takes ~6 min of one core
 FULL_SHAPE: tuple[int, int, int] = (48, 48, 48)
 
 
